@@ -1,0 +1,164 @@
+"""Finds everything of a course that still exists, so "destroyed" can be proved rather than assumed.
+
+Looks by name prefix, IAM path and tag, through each service's own API, because tags are missing on
+some resources (log streams, resources created by services) and CloudFormation forgets deleted stacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labkit.naming import TAG_COURSE
+
+ClientFactory = Callable[[str], Any]
+
+NOTEBOOK_LOG_GROUP = "/aws/sagemaker/NotebookInstances"
+
+
+@dataclass(frozen=True)
+class Leftover:
+    service: str
+    kind: str
+    name: str
+    billable: bool
+    detail: str = ""
+
+
+@dataclass
+class AuditReport:
+    leftovers: list[Leftover] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+
+    @property
+    def billable(self) -> list[Leftover]:
+        return [item for item in self.leftovers if item.billable]
+
+    @property
+    def clean(self) -> bool:
+        return not self.leftovers
+
+
+def _unsupported(exc: Exception) -> bool:
+    """The emulator answers some list calls with 'not implemented' or a server error."""
+    if isinstance(exc, NotImplementedError):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return error.get("Code") in {"500", "NotImplemented", "InternalFailure"} or exc.response.get(
+            "ResponseMetadata", {}
+        ).get("HTTPStatusCode") in {500, 501}
+    return False
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+def audit_course(
+    clients: ClientFactory, course: str, iam_path: str, *, known: Iterable[tuple[str, str]] = ()
+) -> AuditReport:
+    """Everything of `course` still present. `known` adds (kind, name) pairs seen at deploy time to re-check
+    where the service cannot list (e.g. lifecycle configs in the emulator)."""
+    report = AuditReport()
+    prefix = f"{course}-"
+
+    def check(label: str, run: Callable[[], None]) -> None:
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - an unlistable service is reported, never a crash
+            if not _unsupported(exc):
+                raise
+            report.unchecked.append(f"{label}: the endpoint cannot list these")
+
+    def stacks() -> None:
+        for stack in _pages(clients("cloudformation"), "list_stacks", "StackSummaries"):
+            if stack["StackName"].startswith(prefix) and stack["StackStatus"] != "DELETE_COMPLETE":
+                report.leftovers.append(
+                    Leftover("cloudformation", "stack", stack["StackName"], False, stack["StackStatus"])
+                )
+
+    def buckets() -> None:
+        s3 = clients("s3")
+        for bucket in s3.list_buckets().get("Buckets", []):
+            if bucket["Name"].startswith(prefix):
+                objects = s3.list_object_versions(Bucket=bucket["Name"], MaxKeys=1)
+                has_data = bool(objects.get("Versions") or objects.get("DeleteMarkers"))
+                report.leftovers.append(
+                    Leftover("s3", "bucket", bucket["Name"], has_data, "holds objects" if has_data else "empty")
+                )
+
+    def notebooks() -> None:
+        for nb in _pages(clients("sagemaker"), "list_notebook_instances", "NotebookInstances", NameContains=course):
+            if nb["NotebookInstanceName"].startswith(prefix):
+                # Stopped notebooks still bill for their ML storage volume.
+                report.leftovers.append(
+                    Leftover("sagemaker", "notebook", nb["NotebookInstanceName"], True, nb["NotebookInstanceStatus"])
+                )
+
+    def lifecycle_configs() -> None:
+        sm = clients("sagemaker")
+        for lc in _pages(sm, "list_notebook_instance_lifecycle_configs", "NotebookInstanceLifecycleConfigs",
+                         NameContains=course):
+            if lc["NotebookInstanceLifecycleConfigName"].startswith(prefix):
+                report.leftovers.append(
+                    Leftover("sagemaker", "lifecycle config", lc["NotebookInstanceLifecycleConfigName"], False)
+                )
+
+    def iam_principals() -> None:
+        iam = clients("iam")
+        for role in _pages(iam, "list_roles", "Roles", PathPrefix=iam_path):
+            report.leftovers.append(Leftover("iam", "role", role["RoleName"], False, role["Path"]))
+        for user in _pages(iam, "list_users", "Users", PathPrefix=iam_path):
+            report.leftovers.append(Leftover("iam", "user", user["UserName"], False, user["Path"]))
+
+    def log_streams() -> None:
+        logs = clients("logs")
+        try:
+            streams = list(_pages(logs, "describe_log_streams", "logStreams", logGroupName=NOTEBOOK_LOG_GROUP,
+                                  logStreamNamePrefix=prefix))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return
+            raise
+        for stream in streams:
+            report.leftovers.append(
+                Leftover("logs", "log stream", f"{NOTEBOOK_LOG_GROUP}:{stream['logStreamName']}", True)
+            )
+
+    def tagged() -> None:
+        seen = {item.name for item in report.leftovers}
+        for resource in _pages(clients("resourcegroupstaggingapi"), "get_resources", "ResourceTagMappingList",
+                               TagFilters=[{"Key": TAG_COURSE, "Values": [course]}]):
+            arn = resource["ResourceARN"]
+            if not any(name and arn.endswith(name) for name in seen):
+                report.leftovers.append(Leftover("tagging", "tagged resource", arn, True, "found by course tag"))
+
+    def known_names() -> None:
+        """Re-check by name what was seen at deploy, where the service could not list it."""
+        sm = clients("sagemaker")
+        listed = {item.name for item in report.leftovers}
+        names = [name for kind, name in known if kind == "lifecycle config" and name not in listed]
+        for name in names:
+            try:
+                sm.describe_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=name)
+            except ClientError:
+                continue
+            report.leftovers.append(Leftover("sagemaker", "lifecycle config", name, False, "seen at deploy"))
+        gap = "SageMaker lifecycle configs: the endpoint cannot list these"
+        if names and gap in report.unchecked:
+            report.unchecked[report.unchecked.index(gap)] = f"{gap}; re-checked the {len(names)} seen at deploy by name"
+
+    check("CloudFormation stacks", stacks)
+    check("S3 buckets", buckets)
+    check("SageMaker notebooks", notebooks)
+    check("SageMaker lifecycle configs", lifecycle_configs)
+    check("IAM roles and users", iam_principals)
+    check("notebook log streams", log_streams)
+    check("tagged resources", tagged)
+    check("resources seen at deploy", known_names)
+    return report

@@ -1,0 +1,105 @@
+"""Stops this SageMaker notebook instance after N idle minutes. Runs on the notebook from cron.
+
+It is inlined into the notebook's lifecycle configuration (no download at start), so it is standalone:
+stdlib only, with boto3 used when the notebook's Python has it and the AWS CLI otherwise.
+Idle means: no kernel busy, and no kernel or terminal activity, since the last activity or instance start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import ssl
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any
+
+JUPYTER = "https://localhost:8443"
+METADATA = "/opt/ml/metadata/resource-metadata.json"
+START_MARKER = "/var/lib/labkit/started"
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def last_activity(sessions: Iterable[dict[str, Any]], terminals: Iterable[dict[str, Any]]) -> dt.datetime | None:
+    """Latest activity of any kernel or terminal; None when nothing was ever opened."""
+    stamps = [parse_time(s["kernel"]["last_activity"]) for s in sessions if s.get("kernel", {}).get("last_activity")]
+    stamps += [parse_time(t["last_activity"]) for t in terminals if t.get("last_activity")]
+    return max(stamps, default=None)
+
+
+def idle_minutes(
+    sessions: list[dict[str, Any]], terminals: list[dict[str, Any]], started: dt.datetime, now: dt.datetime
+) -> float:
+    """Minutes the notebook has been idle; 0 while any kernel is busy."""
+    if any(s.get("kernel", {}).get("execution_state") == "busy" for s in sessions):
+        return 0.0
+    since = max(filter(None, [last_activity(sessions, terminals), started]))
+    return max(0.0, (now - since).total_seconds() / 60)
+
+
+def fetch(path: str) -> list[dict[str, Any]]:
+    # Jupyter on the instance serves a self-signed certificate on localhost only.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(f"{JUPYTER}{path}", context=context, timeout=10) as response:
+        return json.load(response)  # type: ignore[no-any-return]
+
+
+def notebook_name(metadata_path: str = METADATA) -> str:
+    with open(metadata_path, encoding="utf-8") as handle:
+        return str(json.load(handle)["ResourceName"])
+
+
+def stop_notebook(name: str, client: Any = None) -> None:
+    if client is None:
+        try:
+            import boto3
+
+            client = boto3.client("sagemaker")
+        except ImportError:
+            subprocess.run(["aws", "sagemaker", "stop-notebook-instance", "--notebook-instance-name", name], check=True)
+            return
+    client.stop_notebook_instance(NotebookInstanceName=name)
+
+
+def run(
+    limit: float,
+    *,
+    get: Callable[[str], list[dict[str, Any]]] = fetch,
+    started: dt.datetime,
+    now: dt.datetime,
+    stop: Callable[[], None],
+) -> bool:
+    """Stop the notebook if it has been idle for `limit` minutes; return whether it did."""
+    idle = idle_minutes(get("/api/sessions"), get("/api/terminals"), started, now)
+    print(f"{now.isoformat()} idle {idle:.0f} of {limit:.0f} minutes", flush=True)
+    if idle < limit:
+        return False
+    stop()
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--idle-minutes", type=float, required=True)
+    args = parser.parse_args(argv)
+    started = dt.datetime.fromtimestamp(os.path.getmtime(START_MARKER), dt.timezone.utc)
+    name = notebook_name()
+    stopped = run(
+        args.idle_minutes, started=started, now=dt.datetime.now(dt.timezone.utc), stop=lambda: stop_notebook(name)
+    )
+    if stopped:
+        print(f"stopping idle notebook {name}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

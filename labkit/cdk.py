@@ -1,0 +1,63 @@
+"""Runs the project's pinned CDK CLI (node_modules) against AWS or the emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSEMBLY = ROOT / ".labkit" / "cdk.out"
+
+# Lines the CLI and jsii print on every run that say nothing about this deploy.
+_NOISE = ("NodeVersionSupportWarning", "versions published after", "will require node", "To continue receiving",
+          "and security updates", "More information can be found", "node --trace-warnings", "Node 20 is end-of-life")
+
+
+class CdkError(RuntimeError):
+    """The CDK CLI failed; the message carries its last meaningful lines."""
+
+
+def cdk_executable() -> Path:
+    path = ROOT / "node_modules" / ".bin" / "cdk"
+    if not path.exists():
+        raise CdkError("the CDK CLI is not installed; run scripts/setup first")
+    return path
+
+
+def run_cdk(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    config_path: Path,
+    allow_expired: bool = False,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Run `cdk <args>` from the project root, streaming its progress lines through `echo`."""
+    context = ["-c", f"labkit:config={config_path.resolve()}"]
+    if allow_expired:
+        context += ["-c", "labkit:allow-expired=true"]
+    child_env = {
+        **os.environ,
+        **env,
+        # The app must run on this interpreter (the venv), whatever `python3` is on PATH.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+    }
+    command = [str(cdk_executable()), *args, *context, "--no-notices", "--no-color"]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    tail: list[str] = []
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = raw.rstrip()
+        if not line.strip() or any(noise in line for noise in _NOISE):
+            continue
+        tail = (tail + [line])[-15:]
+        echo(line)
+    if process.wait() != 0:
+        raise CdkError(f"cdk {args[0]} failed (exit {process.returncode}): " + " | ".join(tail[-3:]))

@@ -1,0 +1,279 @@
+"""labctl: the instructor's command line. Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from lab_scripts import notebook
+from lab_scripts.audit import audit_course
+from lab_scripts.buckets import ArchiveError
+from labkit import emulator
+from labkit.cdk import ROOT, CdkError
+from labkit.config import LABS, ConfigError, LabConfig, load_config, to_toml
+from labkit.jobs import Target, aws_target, deploy, destroy, emulator_target
+from labkit.report import print_audit, print_inventory
+
+# Rich falls back to 80 columns without a terminal (CI logs), which folds ARNs into unreadable columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def echo(line: str) -> None:
+    """Progress lines from the CDK CLI and jobs: printed verbatim, never parsed as markup."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+ARCHIVE_ROOT = ROOT / ".labkit" / "archive"
+
+
+class UsageError(RuntimeError):
+    """A request labctl refuses; the message says what to do instead."""
+
+
+def _target(args: argparse.Namespace, config: LabConfig) -> Target:
+    if args.aws:
+        target = aws_target(config.region)
+        account = target.clients("sts").get_caller_identity()["Account"]
+        if account != config.account:
+            raise UsageError(f"credentials are for account {account}, but {args.config} names {config.account}")
+        return target
+    endpoint = emulator.read_state()
+    if endpoint is None:
+        raise UsageError("no emulator running: `labctl local up` starts one (or pass --aws for a real account)")
+    return emulator_target(endpoint)
+
+
+def _labs(requested: list[str]) -> list[str]:
+    unknown = [lab for lab in requested if lab not in LABS]
+    if unknown:
+        raise UsageError(f"unknown lab {unknown[0]!r} (labs: {', '.join(LABS)})")
+    return requested or list(LABS)
+
+
+def _archive_dir(config: LabConfig) -> Path:
+    return ARCHIVE_ROOT / f"{config.course_id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def cmd_deploy(args: argparse.Namespace, config: LabConfig) -> int:
+    target = _target(args, config)
+    console.print(f"deploying to {target.label}")
+    print_inventory(console, deploy(config, Path(args.config), target, _labs(args.labs), echo=echo))
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
+    target = _target(args, config)
+    labs = _labs(args.labs)
+    archive = None if args.no_archive else Path(args.archive) if args.archive else _archive_dir(config)
+    plan = [
+        f"target: {target.label}",
+        f"stop every notebook of {', '.join(config.names.stack(lab) for lab in labs)}",
+        f"archive every lab bucket to {archive}, then empty it" if archive else "empty every lab bucket WITHOUT archive",
+        "delete the stacks and the notebooks' log streams, then audit for leftovers",
+    ]
+    console.print("plan:\n  " + "\n  ".join(plan))
+    if not args.yes:
+        console.print("dry run: nothing changed (add --yes to do it)")
+        return 0
+    result = destroy(config, Path(args.config), target, labs, archive_dir=archive, echo=echo)
+    print_audit(console, result.audit)
+    return 0 if result.audit.clean else 1
+
+
+def cmd_audit(args: argparse.Namespace, config: LabConfig) -> int:
+    target = _target(args, config)
+    report = audit_course(target.clients, config.course_id, config.names.iam_path)
+    print_audit(console, report)
+    return 1 if report.billable else 0
+
+
+def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
+    target = _target(args, config)
+    sm = target.clients("sagemaker")
+    table = Table(title=f"{config.course_id}: notebooks on {target.label}", title_justify="left")
+    for column in ("student", "notebook", "status", "type"):
+        table.add_column(column)
+    rows = []
+    for student in config.students:
+        name = config.names.student(student).notebook
+        try:
+            state = notebook.status(sm, name)
+            rows.append({"student": student, "notebook": name, "status": state.status, "type": state.instance_type})
+        except notebook.NotebookError:
+            rows.append({"student": student, "notebook": name, "status": "not deployed", "type": "-"})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+    return 0
+
+
+def cmd_notebook(args: argparse.Namespace, config: LabConfig) -> int:
+    if args.student not in config.students:
+        raise UsageError(f"student {args.student!r} is not in {args.config}")
+    target = _target(args, config)
+    sm = target.clients("sagemaker")
+    name = config.names.student(args.student).notebook
+    if args.action == "url":
+        console.print(notebook.presigned_url(sm, name))
+        return 0
+    action: Callable[..., notebook.NotebookStatus] = {
+        "start": notebook.start, "stop": notebook.stop, "status": notebook.status
+    }[args.action]
+    kwargs = {} if args.action == "status" else {"delay": target.wait_delay}
+    state = action(sm, name, **kwargs)
+    console.print(f"{state.name}: {state.status} ({state.instance_type})")
+    return 0
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    if args.action == "up":
+        config = load_config(args.config)
+        endpoint = emulator.start_detached(config.region, args.port)
+        console.print(f"emulator running at {endpoint.url}; `labctl local env` prints the variables for cdk/aws")
+    elif args.action == "down":
+        console.print("emulator stopped" if emulator.stop_detached() else "no emulator was running")
+    else:
+        endpoint = emulator.read_state()
+        if endpoint is None:
+            raise UsageError("no emulator running: `labctl local up` starts one")
+        for key, value in endpoint.env().items():
+            print(f"export {key}={value}")
+    return 0
+
+
+DEMO_COURSE_DAYS = 7
+
+STUDENT_WORK = {
+    "notebooks/lab1-mnist.ipynb": json.dumps({"cells": [{"cell_type": "code", "source": "model.fit(x, y)"}]}),
+    "results/accuracy.csv": "epoch,accuracy\n1,0.91\n2,0.95\n",
+}
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: deploy into a fresh emulator, show it, stop, destroy with archive, prove nothing is left."""
+    started = time.monotonic()
+    # The demo course lives only in a throwaway emulator, so it gets a fresh expiry date and the demo keeps
+    # working whatever date lab.toml names.
+    source = load_config(args.config, allow_expired=True)
+    config = dataclasses.replace(source, expires=dt.date.today() + dt.timedelta(days=DEMO_COURSE_DAYS))
+    demo_config = ROOT / ".labkit" / "demo-course.toml"
+    demo_config.parent.mkdir(parents=True, exist_ok=True)
+    demo_config.write_text(to_toml(config))
+    console.print(f"demo course '{config.course_id}' from {args.config}, expiring {config.expires} in the emulator")
+    args.config = str(demo_config)
+    if config.account != emulator.EMULATOR_ACCOUNT:
+        raise UsageError(
+            f"the demo runs in the embedded emulator, account {emulator.EMULATOR_ACCOUNT}; "
+            f"{args.config} names {config.account}"
+        )
+    labs = list(LABS)
+    with emulator.Emulator(config.region) as endpoint:
+        target = emulator_target(endpoint)
+        console.rule(f"1/4 deploy {', '.join(labs)} into the {target.label}")
+        print_inventory(console, deploy(config, Path(args.config), target, labs, echo=echo))
+
+        console.rule("2/4 students work: files land in their buckets")
+        s3, sm = target.clients("s3"), target.clients("sagemaker")
+        written: dict[str, str] = {}
+        for student in config.students:
+            names = config.names.student(student)
+            for key, body in STUDENT_WORK.items():
+                s3.put_object(Bucket=names.bucket, Key=key, Body=body.encode())
+                written[f"{names.bucket}/{key}"] = hashlib.sha256(body.encode()).hexdigest()
+            console.print(f"{student}: wrote {len(STUDENT_WORK)} files to s3://{names.bucket}")
+
+        console.rule("3/4 stop the notebooks (lab_scripts.notebook)")
+        cfn = target.clients("cloudformation")
+        outputs = cfn.describe_stacks(StackName=config.names.stack("LabSageMaker"))["Stacks"][0].get("Outputs", [])
+        for output in outputs:
+            if "NotebookName" in output["OutputKey"]:
+                state = notebook.stop(sm, output["OutputValue"], delay=target.wait_delay)
+                console.print(f"{state.name}: {state.status}")
+
+        console.rule("4/4 destroy: archive, empty, delete stacks, audit")
+        archive = Path(args.archive) if args.archive else _archive_dir(config)
+        result = destroy(config, Path(args.config), target, labs, archive_dir=archive, echo=echo)
+        archived = {
+            f"{manifest_bucket}/{entry['key']}": entry["sha256"]
+            for item in result.archived
+            if item.manifest
+            for manifest_bucket, entries in [(item.bucket, json.loads(item.manifest.read_text())["objects"])]
+            for entry in entries
+        }
+        if archived != written:
+            raise ArchiveError(f"archive does not match what students wrote ({len(archived)} vs {len(written)} files)")
+        console.print(f"archive matches what students wrote: {len(archived)} files, SHA-256 equal, in {archive}")
+        print_audit(console, result.audit)
+    console.print(f"main job finished in {time.monotonic() - started:.1f} s")
+    return 0 if result.audit.clean else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labctl", description="Provision and tear down ML course labs.")
+    parser.add_argument("--config", default="lab.toml", help="course file (default: lab.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_target(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--aws", action="store_true", help="act on the real AWS account of the config "
+                       "(default: the local emulator from `labctl local up`)")
+        return p
+
+    p = sub.add_parser("demo", help="deploy, show, stop, destroy and audit in a fresh embedded emulator")
+    p.add_argument("--archive", help="where to archive student buckets (default: .labkit/archive/...)")
+    with_target(sub.add_parser("deploy", help="deploy lab stacks")).add_argument("labs", nargs="*")
+    p = with_target(sub.add_parser("destroy", help="archive student data, delete lab stacks, audit (dry run "
+                                   "unless --yes)"))
+    p.add_argument("labs", nargs="*")
+    p.add_argument("--yes", action="store_true", help="really do it")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--archive", help="archive folder (default: .labkit/archive/<course>-<time>)")
+    group.add_argument("--no-archive", action="store_true", help="delete student data without archiving it")
+    with_target(sub.add_parser("audit", help="list everything of the course still present; exit 1 if billable"))
+    with_target(sub.add_parser("status", help="each student's notebook state")).add_argument(
+        "--json", action="store_true")
+    p = with_target(sub.add_parser("notebook", help="start/stop/status/url of one student's notebook"))
+    p.add_argument("action", choices=["start", "stop", "status", "url"])
+    p.add_argument("student")
+    p = sub.add_parser("local", help="run the embedded emulator in the background")
+    p.add_argument("action", choices=["up", "down", "env"])
+    p.add_argument("--port", type=int, help="port for `up` (default: a free one)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "local":
+            return cmd_local(args)
+        allow_expired = args.command in {"destroy", "audit", "status", "notebook"}
+        config = load_config(args.config, allow_expired=allow_expired)
+        handler = {"deploy": cmd_deploy, "destroy": cmd_destroy, "audit": cmd_audit, "status": cmd_status,
+                   "notebook": cmd_notebook}[args.command]
+        return handler(args, config)
+    except (ConfigError, UsageError, CdkError, ArchiveError, notebook.NotebookError, RuntimeError) as exc:
+        print(f"labctl: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, (ConfigError, UsageError)) else 1
+    except (ClientError, BotoCoreError) as exc:
+        print(f"labctl: AWS error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("labctl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The one typed configuration of a course, read from a TOML file and validated before anything is built.
+
+Every error is one line that names the file and the field, because instructors fix config in an editor,
+not in a debugger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
+
+LABS = ["LabSageMaker"]
+
+REGIONS = frozenset(
+    "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
+    "eu-west-1 eu-west-2 eu-west-3 eu-central-1 eu-central-2 eu-north-1 eu-south-1 eu-south-2 "
+    "ap-south-1 ap-south-2 ap-east-1 ap-east-2 ap-northeast-1 ap-northeast-2 ap-northeast-3 "
+    "ap-southeast-1 ap-southeast-2 ap-southeast-3 ap-southeast-4 ap-southeast-5 ap-southeast-7 "
+    "me-south-1 me-central-1 il-central-1 af-south-1".split()
+)
+
+
+def _sizes(family: str, sizes: str) -> list[str]:
+    return [f"ml.{family}.{size}" for size in sizes.split()]
+
+
+NOTEBOOK_INSTANCE_TYPES = frozenset(
+    _sizes("t3", "medium large xlarge 2xlarge")
+    + _sizes("t2", "medium large xlarge 2xlarge")
+    + _sizes("m5", "xlarge 2xlarge 4xlarge 12xlarge 24xlarge")
+    + _sizes("m6i", "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge")
+    + _sizes("c5", "xlarge 2xlarge 4xlarge 9xlarge 18xlarge")
+    + _sizes("c6i", "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 32xlarge")
+    + _sizes("r5", "large xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge")
+    + _sizes("g4dn", "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge")
+    + _sizes("g5", "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge")
+    + _sizes("p3", "2xlarge 8xlarge 16xlarge")
+)
+
+# A course longer than a year is almost always a typo in the expiry year, and would leave resources running.
+MAX_COURSE_DAYS = 366
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; str() is a single line naming the file and field."""
+
+
+@dataclass(frozen=True)
+class SageMakerSettings:
+    instance_type: str = "ml.t3.medium"
+    volume_gb: int = 10
+    idle_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    course_id: str
+    account: str
+    region: str
+    expires: dt.date
+    budget_usd: float
+    students: tuple[str, ...]
+    sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
+
+    @property
+    def names(self) -> CourseNames:
+        return CourseNames(self.course_id, self.account, self.region)
+
+
+_SCHEMA: dict[str, set[str]] = {
+    "course": {"id", "account", "region", "expires", "budget_usd"},
+    "sagemaker": {"instance_type", "volume_gb", "idle_minutes"},
+    "": {"course", "sagemaker", "students"},
+}
+
+
+def load_config(path: str | Path, *, today: dt.date | None = None, allow_expired: bool = False) -> LabConfig:
+    """Read and validate a course file. `allow_expired` lets teardown commands run after the course ended."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, source=str(path), today=today, allow_expired=allow_expired)
+
+
+def parse_config(
+    raw: dict[str, Any], *, source: str = "config", today: dt.date | None = None, allow_expired: bool = False
+) -> LabConfig:
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{source}: {key}: {message}")
+
+    for section, allowed in _SCHEMA.items():
+        table = raw if section == "" else raw.get(section, {})
+        if not isinstance(table, dict):
+            raise fail(section, "must be a table")
+        for key in table:
+            if key not in allowed:
+                where = f"{section}.{key}" if section else key
+                raise fail(where, f"unknown setting (known: {', '.join(sorted(allowed))})")
+
+    course = raw.get("course")
+    if not isinstance(course, dict):
+        raise fail("course", "missing [course] table")
+
+    def required(table: dict[str, Any], section: str, key: str, kind: type) -> Any:
+        if key not in table:
+            raise fail(f"{section}.{key}", "missing")
+        value = table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise fail(f"{section}.{key}", f"must be a {kind.__name__}, got {value!r}")
+        return value
+
+    course_id = required(course, "course", "id", str)
+    if not COURSE_ID.match(course_id):
+        raise fail("course.id", f"'{course_id}' must be 3-20 of a-z 0-9 -, start with a letter, end alphanumeric")
+    account = required(course, "course", "account", str)
+    if not re.fullmatch(r"\d{12}", account):
+        raise fail("course.account", f"'{account}' must be a 12-digit AWS account id")
+    region = required(course, "course", "region", str)
+    if region not in REGIONS:
+        raise fail("course.region", f"'{region}' is not an AWS commercial region")
+
+    expires = course.get("expires")
+    if isinstance(expires, str):
+        try:
+            expires = dt.date.fromisoformat(expires)
+        except ValueError:
+            raise fail("course.expires", f"'{expires}' is not a date (use YYYY-MM-DD)") from None
+    if not isinstance(expires, dt.date) or isinstance(expires, dt.datetime):
+        raise fail("course.expires", "missing or not a date (use YYYY-MM-DD)")
+    today = today or dt.date.today()
+    if expires < today and not allow_expired:
+        raise fail(
+            "course.expires",
+            f"{expires} is in the past; nothing is deployed after a course ends (teardown still works)",
+        )
+    if (expires - today).days > MAX_COURSE_DAYS:
+        raise fail("course.expires", f"{expires} is more than {MAX_COURSE_DAYS} days away; check the year")
+
+    budget = required(course, "course", "budget_usd", float)
+    if not 0 < budget <= 100_000:
+        raise fail("course.budget_usd", f"{budget} must be between 0 and 100000")
+
+    sm_raw = raw.get("sagemaker", {})
+    defaults = SageMakerSettings()
+    instance_type = sm_raw.get("instance_type", defaults.instance_type)
+    if instance_type not in NOTEBOOK_INSTANCE_TYPES:
+        family = str(instance_type).rsplit(".", 1)[0]
+        hints = sorted(t for t in NOTEBOOK_INSTANCE_TYPES if t.startswith(family + ".")) or ["ml.t3.medium"]
+        raise fail(
+            "sagemaker.instance_type",
+            f"'{instance_type}' is not a SageMaker notebook instance type (e.g. {', '.join(hints[:4])})",
+        )
+    volume_gb = sm_raw.get("volume_gb", defaults.volume_gb)
+    if not isinstance(volume_gb, int) or isinstance(volume_gb, bool) or not 5 <= volume_gb <= 16384:
+        raise fail("sagemaker.volume_gb", f"{volume_gb!r} must be a whole number of GB between 5 and 16384")
+    idle = sm_raw.get("idle_minutes", defaults.idle_minutes)
+    if not isinstance(idle, int) or isinstance(idle, bool) or not 5 <= idle <= 24 * 60:
+        raise fail("sagemaker.idle_minutes", f"{idle!r} must be whole minutes between 5 and 1440")
+
+    students_raw = raw.get("students")
+    if not isinstance(students_raw, list) or not students_raw:
+        raise fail("students", "must be a non-empty list of student ids")
+    seen: set[str] = set()
+    for index, student in enumerate(students_raw):
+        key = f"students[{index}]"
+        if not isinstance(student, str) or not STUDENT_ID.match(student):
+            raise fail(key, f"{student!r} must be 1-24 of a-z 0-9 -, starting and ending alphanumeric")
+        if student in seen:
+            raise fail(key, f"'{student}' is listed twice")
+        seen.add(student)
+
+    config = LabConfig(
+        course_id=course_id,
+        account=account,
+        region=region,
+        expires=expires,
+        budget_usd=budget,
+        students=tuple(students_raw),
+        sagemaker=SageMakerSettings(instance_type=instance_type, volume_gb=volume_gb, idle_minutes=idle),
+    )
+    names = config.names
+    try:
+        names.validate_course(LABS)
+    except AwsNameError as exc:
+        raise fail("course.id", str(exc)) from None
+    for index, student in enumerate(config.students):
+        try:
+            names.student(student).validate()
+        except AwsNameError as exc:
+            raise fail(f"students[{index}]", f"{exc} (shorten the course or student id)") from None
+    return config
+
+
+def to_toml(config: LabConfig) -> str:
+    """The course file that `load_config` reads back into an equal LabConfig."""
+    students = ", ".join(f'"{student}"' for student in config.students)
+    sm = config.sagemaker
+    return (
+        f"students = [{students}]\n\n"
+        f'[course]\nid = "{config.course_id}"\naccount = "{config.account}"\nregion = "{config.region}"\n'
+        f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n\n"
+        f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
+        f"idle_minutes = {sm.idle_minutes}\n"
+    )

@@ -1,0 +1,157 @@
+"""The embedded AWS emulator: moto in server mode on localhost, started and owned by labkit.
+
+The CDK CLI and boto3 reach it through AWS_ENDPOINT_URL, so the stacks and lab scripts run unchanged
+against it and against a real account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+# moto's default account; lab.toml uses it so names derived from the account match inside the emulator.
+EMULATOR_ACCOUNT = "123456789012"
+STATE_FILE = Path(".labkit/emulator.json")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    port: int
+    region: str
+
+    @property
+    def url(self) -> str:
+        # CloudFormation in moto resolves template URLs built from "localhost", not from "127.0.0.1".
+        return f"http://localhost:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment for child processes (CDK CLI, boto3) that must talk to the emulator only."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            # Obvious test values: the emulator accepts any credentials, and these can never reach AWS.
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "CDK_DISABLE_VERSION_CHECK": "1",
+            "AWS_PROFILE": "",
+        }
+
+    def session(self) -> "EmulatorSession":
+        return EmulatorSession(self)
+
+
+class EmulatorSession:
+    """boto3 clients bound to the emulator, whatever the caller's environment says."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._session = boto3.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+            region_name=endpoint.region,
+        )
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint.url)  # type: ignore[call-overload]
+
+
+def wait_ready(endpoint: Endpoint, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/moto-api/", timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"emulator did not answer on port {endpoint.port} within {timeout:.0f} s") from None
+            time.sleep(0.1)
+
+
+class Emulator:
+    """A moto server in a child process; use as a context manager so it never outlives the job."""
+
+    def __init__(self, region: str, port: int | None = None) -> None:
+        self.endpoint = Endpoint(port or free_port(), region)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Endpoint:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.endpoint.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_ready(self.endpoint)
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_detached(region: str, port: int | None = None, state_file: Path = STATE_FILE) -> Endpoint:
+    """Start an emulator that outlives this process (`labctl local up`); its pid is kept in `state_file`."""
+    if state_file.exists():
+        running = read_state(state_file)
+        if running:
+            raise RuntimeError(f"emulator already running at {running.url} (labctl local down stops it)")
+    emulator = Emulator(region, port)
+    endpoint = emulator.start()
+    assert emulator._process is not None
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps({"pid": emulator._process.pid, "port": endpoint.port, "region": region}))
+    return endpoint
+
+
+def read_state(state_file: Path = STATE_FILE) -> Endpoint | None:
+    """The detached emulator, or None when none is running."""
+    try:
+        state = json.loads(state_file.read_text())
+        os.kill(state["pid"], 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return Endpoint(state["port"], state["region"])
+
+
+def stop_detached(state_file: Path = STATE_FILE) -> bool:
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return False
+    try:
+        os.killpg(state["pid"], signal.SIGTERM)
+    except OSError:
+        pass
+    state_file.unlink(missing_ok=True)
+    return True

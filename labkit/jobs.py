@@ -1,0 +1,165 @@
+"""Deploy and destroy lab stacks against a target (the embedded emulator or a real account).
+
+Destroy is ordered so nothing is lost and nothing is left: stop notebooks, archive and empty buckets,
+delete the stacks, remove service-created logs, then audit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from lab_scripts import buckets, notebook
+from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
+from lab_scripts.inventory import Found, stack_inventory
+from labkit.cdk import ASSEMBLY, run_cdk
+from labkit.config import LabConfig
+from labkit.emulator import EMULATOR_ACCOUNT, Endpoint
+
+Echo = Callable[[str], None]
+ClientFactory = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where labkit acts: `clients` for boto3 calls, `env` for the CDK CLI child process."""
+
+    label: str
+    clients: ClientFactory
+    env: dict[str, str]
+    emulator: bool
+    # The emulator changes state instantly; AWS needs minutes, so poll patiently there.
+    wait_delay: int = 30
+
+
+def emulator_target(endpoint: Endpoint) -> Target:
+    session = endpoint.session()
+    return Target(f"embedded emulator at {endpoint.url}", session.client, endpoint.env(), True, wait_delay=1)
+
+
+def aws_target(region: str) -> Target:
+    session = boto3.Session(region_name=region)
+    return Target(f"AWS ({region})", lambda service: session.client(service), {"AWS_REGION": region}, False)
+
+
+@dataclass
+class DestroyResult:
+    archived: list[buckets.ArchiveResult] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    audit: AuditReport = field(default_factory=AuditReport)
+
+
+def _stack_resources(target: Target, stack_name: str) -> list[dict[str, Any]] | None:
+    """The stack's resources, or None when the stack does not exist."""
+    cfn = target.clients("cloudformation")
+    try:
+        status = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return None
+        raise
+    if status == "DELETE_COMPLETE":
+        return None
+    pages = cfn.get_paginator("list_stack_resources").paginate(StackName=stack_name)
+    return [row for page in pages for row in page["StackResourceSummaries"] if row.get("LogicalResourceId")]
+
+
+def ensure_bootstrapped(target: Target, config: LabConfig, config_path: Path, echo: Echo) -> None:
+    """The CDK bootstrap stack holds the template and asset bucket every deploy uses."""
+    try:
+        target.clients("ssm").get_parameter(Name="/cdk-bootstrap/hnb659fds/version")
+        return
+    except ClientError:
+        pass
+    if not target.emulator:
+        raise RuntimeError(
+            f"account {config.account}/{config.region} is not CDK-bootstrapped; run "
+            f"`npx cdk bootstrap aws://{config.account}/{config.region}` once (see README)"
+        )
+    echo(f"bootstrapping CDK in the emulator (account {EMULATOR_ACCOUNT})")
+    run_cdk(["bootstrap", f"aws://{config.account}/{config.region}"], env=target.env, config_path=config_path,
+            echo=lambda line: None)
+
+
+def deploy(
+    config: LabConfig, config_path: Path, target: Target, labs: list[str], echo: Echo = print
+) -> dict[str, list[Found]]:
+    """Synthesize once, deploy `labs`, and return what each stack really created."""
+    ensure_bootstrapped(target, config, config_path, echo)
+    echo(f"synthesizing {', '.join(labs)}")
+    run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env=target.env, config_path=config_path, echo=echo)
+    args = ["deploy", "--app", str(ASSEMBLY), *labs, "--progress", "events"]
+    if target.emulator:
+        # No one to ask in the emulator; and moto's change-set path drops stack outputs, direct keeps them.
+        args += ["--require-approval", "never", "--method=direct"]
+    run_cdk(args, env=target.env, config_path=config_path, echo=echo)
+    return {
+        config.names.stack(lab): stack_inventory(
+            target.clients, config.names.stack(lab), json.loads((ASSEMBLY / f"{lab}.template.json").read_text())
+        )
+        for lab in labs
+    }
+
+
+def _physical_of(resources: list[dict[str, Any]], kind: str) -> list[str]:
+    return [row["PhysicalResourceId"] for row in resources if row["ResourceType"] == kind]
+
+
+def destroy(
+    config: LabConfig,
+    config_path: Path,
+    target: Target,
+    labs: list[str],
+    *,
+    archive_dir: Path | None,
+    echo: Echo = print,
+) -> DestroyResult:
+    result = DestroyResult()
+    known: list[tuple[str, str]] = []
+    sm, s3 = target.clients("sagemaker"), target.clients("s3")
+    for lab in labs:
+        stack_name = config.names.stack(lab)
+        resources = _stack_resources(target, stack_name)
+        if resources is None:
+            echo(f"{stack_name}: not deployed")
+            continue
+        for arn in _physical_of(resources, "AWS::SageMaker::NotebookInstance"):
+            name = arn.rsplit("/", 1)[-1]
+            state = notebook.stop(sm, name, delay=target.wait_delay)
+            result.stopped.append(name)
+            echo(f"{name}: {state.status}")
+        for bucket in _physical_of(resources, "AWS::S3::Bucket"):
+            archived = buckets.archive_and_empty(s3, bucket, archive_dir)
+            result.archived.append(archived)
+            where = f" -> {archived.manifest.parent}" if archived.manifest else ""
+            echo(f"s3://{bucket}: archived {archived.files} files ({archived.bytes} bytes){where}, emptied")
+        for arn in _physical_of(resources, "AWS::SageMaker::NotebookInstanceLifecycleConfig"):
+            known.append(("lifecycle config", arn.rsplit("/", 1)[-1]))
+
+    echo(f"deleting stacks {', '.join(config.names.stack(lab) for lab in labs)}")
+    run_cdk(["destroy", *labs, "--force"], env=target.env, config_path=config_path, allow_expired=True, echo=echo)
+    _delete_notebook_logs(target, config)
+    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=known)
+    return result
+
+
+def _delete_notebook_logs(target: Target, config: LabConfig) -> None:
+    """SageMaker creates notebook log streams outside the stack; they bill for storage until deleted."""
+    logs = target.clients("logs")
+    try:
+        pages = logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=NOTEBOOK_LOG_GROUP, logStreamNamePrefix=f"{config.course_id}-"
+        )
+        streams = [stream["logStreamName"] for page in pages for stream in page["logStreams"]]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return
+        raise
+    for stream in streams:
+        logs.delete_log_stream(logGroupName=NOTEBOOK_LOG_GROUP, logStreamName=stream)

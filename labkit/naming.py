@@ -1,0 +1,116 @@
+"""Every AWS name labkit creates is derived here, and checked against AWS's limits here.
+
+botocore does not enforce name limits client-side and CloudFormation only fails half-way through a
+deploy, so a name that is too long must be caught before anything is created.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TAG_COURSE = "labkit:course"
+TAG_STUDENT = "labkit:student"
+TAG_MANAGED_BY = "labkit:managed-by"
+
+# Identifiers that end up inside bucket names, so they use the strictest charset of all the services.
+COURSE_ID = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
+STUDENT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class NameRule:
+    kind: str
+    max_len: int
+    pattern: re.Pattern[str]
+    charset: str
+    min_len: int = 1
+
+
+RULES: dict[str, NameRule] = {
+    rule.kind: rule
+    for rule in (
+        NameRule("S3 bucket", 63, re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"), "a-z 0-9 . -", min_len=3),
+        NameRule("IAM role", 64, re.compile(r"^[\w+=,.@-]+$"), "letters, digits, +=,.@_-"),
+        NameRule("IAM path", 512, re.compile(r"^/([\x21-\x7e]*/)?$"), "printable ASCII, starting and ending with /"),
+        NameRule("SageMaker notebook", 63, re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"), "letters, digits, -"),
+        NameRule(
+            "SageMaker lifecycle config", 63, re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"), "letters, digits, -"
+        ),
+        NameRule("CloudFormation stack", 128, re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), "letters, digits, -"),
+    )
+}
+
+
+class AwsNameError(ValueError):
+    """A derived name that AWS would reject; the message says which name and why."""
+
+
+def check(kind: str, name: str) -> str:
+    rule = RULES[kind]
+    if not rule.min_len <= len(name) <= rule.max_len:
+        raise AwsNameError(
+            f"{kind} name '{name}' is {len(name)} characters; AWS allows {rule.min_len}-{rule.max_len}"
+        )
+    if not rule.pattern.match(name):
+        raise AwsNameError(f"{kind} name '{name}' has characters AWS rejects (allowed: {rule.charset})")
+    if kind == "S3 bucket" and (".." in name or name.startswith("xn--") or name.endswith("-s3alias")):
+        raise AwsNameError(f"{kind} name '{name}' uses a form S3 reserves")
+    return name
+
+
+@dataclass(frozen=True)
+class StudentNames:
+    course: str
+    student: str
+    account: str
+    region: str
+
+    @property
+    def bucket(self) -> str:
+        # Account and region make the globally unique bucket name predictable, so IAM can name it exactly.
+        return f"{self.course}-{self.student}-{self.account}-{self.region}"
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.course}-{self.student}"
+
+    @property
+    def notebook_role(self) -> str:
+        return f"{self.course}-{self.student}-notebook"
+
+    @property
+    def lifecycle_config(self) -> str:
+        return f"{self.course}-{self.student}-autostop"
+
+    def validate(self) -> None:
+        """Raise AwsNameError for the first name of this student that AWS would reject."""
+        check("S3 bucket", self.bucket)
+        check("SageMaker notebook", self.notebook)
+        check("IAM role", self.notebook_role)
+        check("SageMaker lifecycle config", self.lifecycle_config)
+
+
+@dataclass(frozen=True)
+class CourseNames:
+    course: str
+    account: str
+    region: str
+
+    def stack(self, lab: str) -> str:
+        """CloudFormation name of a lab stack; the construct id stays `lab` so `cdk deploy LabSageMaker` works."""
+        return f"{self.course}-{lab}"
+
+    @property
+    def iam_path(self) -> str:
+        # A per-course IAM path lets audits list exactly this course's roles and users.
+        return f"/labkit/{self.course}/"
+
+    def student(self, student: str) -> StudentNames:
+        return StudentNames(self.course, student, self.account, self.region)
+
+    def validate_course(self, labs: list[str]) -> None:
+        """Raise AwsNameError for the first course-level name AWS would reject."""
+        check("IAM path", self.iam_path)
+        for lab in labs:
+            check("CloudFormation stack", self.stack(lab))

@@ -1,0 +1,48 @@
+"""Tables labctl prints: what was created, and what is left."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from lab_scripts.audit import AuditReport
+from lab_scripts.inventory import EXISTS, SKIPPED, Found
+
+
+def inventory_table(stack_name: str, found: list[Found]) -> Table:
+    table = Table(title=f"{stack_name}: resources as the services report them", title_justify="left")
+    for column in ("student", "type", "physical id", "state", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in sorted(found, key=lambda f: (f.student, f.type)):
+        state = row.state if row.state == EXISTS else f"[bold yellow]{row.state}[/]"
+        detail = row.detail
+        if row.ignored:
+            detail += f" [yellow](emulator ignored: {', '.join(row.ignored)})[/]"
+        # ARNs are long and their prefix is the same for every row; the name after the last "/" identifies it.
+        table.add_row(row.student, row.type.removeprefix("AWS::"), row.physical_id.rsplit("/", 1)[-1], state,
+                      detail.strip())
+    return table
+
+
+def print_inventory(console: Console, inventory: dict[str, list[Found]]) -> None:
+    for stack_name, found in inventory.items():
+        console.print(inventory_table(stack_name, found))
+        skipped = sorted({row.type for row in found if row.state == SKIPPED})
+        if skipped:
+            console.print(
+                f"[yellow]Not created by this endpoint (reported CREATE_COMPLETE, nothing exists):[/] {', '.join(skipped)}"
+            )
+
+
+def print_audit(console: Console, report: AuditReport) -> None:
+    for note in report.unchecked:
+        console.print(f"[yellow]unchecked[/] {note}")
+    if report.clean:
+        console.print("[bold green]0 resources left[/]")
+        return
+    table = Table(title=f"{len(report.leftovers)} resources left", title_justify="left")
+    for column in ("service", "kind", "name", "billable", "detail"):
+        table.add_column(column, overflow="fold")
+    for item in report.leftovers:
+        table.add_row(item.service, item.kind, item.name, "yes" if item.billable else "no", item.detail)
+    console.print(table)

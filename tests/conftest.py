@@ -1,0 +1,94 @@
+"""Shared fixtures: fake AWS credentials everywhere, a fixed clock, and the CDK app built once per session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from labkit.config import LabConfig, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+TODAY = dt.date(2026, 11, 25)
+
+
+def course_raw(**sections: dict[str, Any]) -> dict[str, Any]:
+    """A valid course file as a dict; keyword arguments override whole keys of each section."""
+    raw: dict[str, Any] = {
+        "students": ["alice", "bob"],
+        "course": {
+            "id": "ml101",
+            "account": "123456789012",
+            "region": "us-east-1",
+            "expires": dt.date(2027, 1, 31),
+            "budget_usd": 150,
+        },
+        "sagemaker": {"instance_type": "ml.t3.medium", "volume_gb": 10, "idle_minutes": 60},
+    }
+    for key, value in sections.items():
+        if isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    return raw
+
+
+def make_config(**sections: dict[str, Any]) -> LabConfig:
+    return parse_config(course_raw(**sections), source="test.toml", today=TODAY)
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_env() -> Iterator[None]:
+    """No test may reach a real account or a stray emulator: obvious test credentials, no endpoint override."""
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    with mock.patch.dict(os.environ, values):
+        for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+            os.environ.pop(key, None)
+        yield
+
+
+@pytest.fixture(scope="session")
+def config() -> LabConfig:
+    return make_config()
+
+
+def cdk_context() -> dict[str, Any]:
+    """cdk.json's feature flags, so tests synthesize what the CLI synthesizes."""
+    context = dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+    context["aws:cdk:bundling-stacks"] = []
+    return context
+
+
+def new_app(config: LabConfig, *, validation: bool = False) -> Any:
+    """A CDK app as the CLI would build it (cdk.json flags), with CloudFormation validation off by default."""
+    from aws_cdk import App
+
+    from stacks import build_app
+
+    return build_app(App(context=cdk_context(), builtin_cloud_formation_validation=validation), config, nag=False)
+
+
+@pytest.fixture(scope="session")
+def app(config: LabConfig) -> Any:
+    return new_app(config)
+
+
+@pytest.fixture(scope="session")
+def templates(app: Any) -> dict[str, Any]:
+    """Template assertions per construct id (the lab name), built once per session."""
+    from aws_cdk import Stack
+    from aws_cdk.assertions import Template
+
+    return {child.node.id: Template.from_stack(child) for child in app.node.children if isinstance(child, Stack)}

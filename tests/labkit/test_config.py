@@ -1,0 +1,115 @@
+"""Course-file validation: every bad value is one line naming the field; good files round-trip."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labkit.config import ConfigError, load_config, parse_config, to_toml
+from tests.conftest import ROOT, TODAY, course_raw, make_config
+
+BAD: list[tuple[dict[str, Any], str]] = [
+    ({"course": {"id": "ML101"}}, "course.id"),
+    ({"course": {"id": "m"}}, "course.id"),
+    ({"course": {"id": "1ml"}}, "course.id"),
+    ({"course": {"id": "ml_101"}}, "course.id"),
+    ({"course": {"id": "a-very-long-course-identifier"}}, "course.id"),
+    ({"course": {"id": "ml101-"}}, "course.id"),
+    ({"course": {"id": 101}}, "course.id"),
+    ({"course": {"account": "12345"}}, "course.account"),
+    ({"course": {"account": 123456789012}}, "course.account"),
+    ({"course": {"region": "us-east-9"}}, "course.region"),
+    ({"course": {"region": "US-EAST-1"}}, "course.region"),
+    ({"course": {"expires": dt.date(2026, 1, 1)}}, "course.expires"),
+    ({"course": {"expires": "next friday"}}, "course.expires"),
+    ({"course": {"expires": "2027-02-30"}}, "course.expires"),
+    ({"course": {"expires": dt.date(2207, 1, 1)}}, "course.expires"),
+    ({"course": {"budget_usd": 0}}, "course.budget_usd"),
+    ({"course": {"budget_usd": -5}}, "course.budget_usd"),
+    ({"course": {"budget_usd": "100"}}, "course.budget_usd"),
+    ({"course": {"budget_usd": True}}, "course.budget_usd"),
+    ({"course": {"colour": "blue"}}, "course.colour"),
+    ({"sagemaker": {"instance_type": "ml.t3.huge"}}, "sagemaker.instance_type"),
+    ({"sagemaker": {"instance_type": "t3.medium"}}, "sagemaker.instance_type"),
+    ({"sagemaker": {"volume_gb": 2}}, "sagemaker.volume_gb"),
+    ({"sagemaker": {"volume_gb": 10.5}}, "sagemaker.volume_gb"),
+    ({"sagemaker": {"idle_minutes": 0}}, "sagemaker.idle_minutes"),
+    ({"sagemaker": {"idle_minutes": 5000}}, "sagemaker.idle_minutes"),
+    ({"sagemaker": {"idle_minuts": 30}}, "sagemaker.idle_minuts"),
+    ({"students": []}, "students"),
+    ({"students": "alice"}, "students"),
+    ({"students": ["alice", "alice"]}, "students[1]"),
+    ({"students": ["alice", "Bob"]}, "students[1]"),
+    ({"students": ["alice", "bob smith"]}, "students[1]"),
+    ({"students": ["alice", ""]}, "students[1]"),
+    ({"students": ["alice", "-bob"]}, "students[1]"),
+    ({"students": ["alice", 7]}, "students[1]"),
+    ({"students": ["a" * 25]}, "students[0]"),
+    ({"teachers": ["x"]}, "teachers"),
+]
+
+
+@pytest.mark.parametrize(("override", "field"), BAD, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD)])
+def test_bad_value_is_one_line_naming_the_field(override: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(course_raw(**override), source="course.toml", today=TODAY)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"course.toml: {field}: ")
+
+
+def test_derived_name_past_aws_limit_names_the_student() -> None:
+    # Course id and student id are each valid, but the bucket name would pass S3's 63 characters.
+    raw = course_raw(course={"id": "deep-learning-2026"}, students=["alice", "maximilian-alexander-k"],
+                     )
+    raw["course"]["region"] = "ap-southeast-3"
+    with pytest.raises(ConfigError, match=r"students\[1\]: S3 bucket name .* is 6[4-9] characters; AWS allows 3-63"):
+        parse_config(raw, source="c", today=TODAY)
+
+
+def test_missing_sections_and_keys() -> None:
+    raw = course_raw()
+    del raw["course"]["account"]
+    with pytest.raises(ConfigError, match="course.account: missing"):
+        parse_config(raw, today=TODAY)
+    with pytest.raises(ConfigError, match="course: missing"):
+        parse_config({"students": ["a"]}, today=TODAY)
+
+
+def test_expired_course_loads_for_teardown_only() -> None:
+    raw = course_raw(course={"expires": dt.date(2026, 11, 1)})
+    with pytest.raises(ConfigError, match="in the past"):
+        parse_config(raw, today=TODAY)
+    assert parse_config(raw, today=TODAY, allow_expired=True).expires == dt.date(2026, 11, 1)
+
+
+def test_defaults_apply_when_sagemaker_section_is_absent() -> None:
+    raw = course_raw()
+    del raw["sagemaker"]
+    settings = parse_config(raw, today=TODAY).sagemaker
+    assert (settings.instance_type, settings.volume_gb, settings.idle_minutes) == ("ml.t3.medium", 10, 60)
+
+
+def test_file_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[course\nid=1")
+    with pytest.raises(ConfigError, match="not valid TOML") as caught:
+        load_config(broken)
+    assert "\n" not in str(caught.value)
+
+
+def test_to_toml_round_trips(tmp_path: Path) -> None:
+    config = make_config(students=["alice", "bob-2"], sagemaker={"instance_type": "ml.g4dn.xlarge"})
+    path = tmp_path / "course.toml"
+    path.write_text(to_toml(config))
+    assert load_config(path, today=TODAY) == config
+
+
+def test_shipped_lab_toml_is_valid() -> None:
+    config = load_config(ROOT / "lab.toml", allow_expired=True)
+    assert config.account == "123456789012"

@@ -1,0 +1,46 @@
+"""Derived AWS names and the limits they are checked against."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.naming import AwsNameError, CourseNames, check
+
+
+def test_names_are_derived_from_course_student_account_region() -> None:
+    names = CourseNames("ml101", "123456789012", "eu-west-1").student("alice")
+    assert names.bucket == "ml101-alice-123456789012-eu-west-1"
+    assert names.notebook == "ml101-alice"
+    assert names.notebook_role == "ml101-alice-notebook"
+    assert names.lifecycle_config == "ml101-alice-autostop"
+    names.validate()
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "reason"),
+    [
+        ("S3 bucket", "ab", "characters; AWS allows 3-63"),
+        ("S3 bucket", "a" * 64, "characters; AWS allows 3-63"),
+        ("S3 bucket", "Upper-case", "characters AWS rejects"),
+        ("S3 bucket", "two..dots", "form S3 reserves"),
+        ("S3 bucket", "xn--punycode", "form S3 reserves"),
+        ("S3 bucket", "name-s3alias", "form S3 reserves"),
+        ("IAM role", "r" * 65, "AWS allows 1-64"),
+        ("IAM role", "has space", "characters AWS rejects"),
+        ("SageMaker notebook", "n" * 64, "AWS allows 1-63"),
+        ("SageMaker notebook", "under_score", "characters AWS rejects"),
+        ("SageMaker notebook", "-leading", "characters AWS rejects"),
+        ("CloudFormation stack", "1stack", "characters AWS rejects"),
+        ("CloudFormation stack", "s" * 129, "AWS allows 1-128"),
+        ("IAM path", "labkit/", "characters AWS rejects"),
+    ],
+)
+def test_limits(kind: str, name: str, reason: str) -> None:
+    with pytest.raises(AwsNameError, match=reason):
+        check(kind, name)
+
+
+def test_longest_valid_names_pass() -> None:
+    assert check("S3 bucket", "a" * 63)
+    assert check("IAM role", "r" * 64)
+    assert check("SageMaker notebook", "a-" * 31 + "a")

@@ -1,0 +1,150 @@
+"""LabSageMaker template: one isolated notebook per student, least privilege, nothing retained."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from labkit.config import LabConfig
+from labkit.naming import TAG_COURSE, TAG_STUDENT
+
+
+@pytest.fixture(scope="module")
+def template(templates: dict[str, Template]) -> Template:
+    return templates["LabSageMaker"]
+
+
+def of_type(template: Template, kind: str) -> dict[str, Any]:
+    return template.find_resources(kind)
+
+
+def test_one_notebook_bucket_role_and_lifecycle_per_student(template: Template, config: LabConfig) -> None:
+    for kind in ("AWS::SageMaker::NotebookInstance", "AWS::S3::Bucket", "AWS::IAM::Role",
+                 "AWS::SageMaker::NotebookInstanceLifecycleConfig"):
+        template.resource_count_is(kind, len(config.students))
+    for student in config.students:
+        names = config.names.student(student)
+        template.has_resource_properties("AWS::S3::Bucket", {"BucketName": names.bucket})
+        template.has_resource_properties("AWS::SageMaker::NotebookInstance", {"NotebookInstanceName": names.notebook})
+
+
+def test_notebook_is_locked_down(template: Template) -> None:
+    template.all_resources_properties(
+        "AWS::SageMaker::NotebookInstance",
+        {
+            "RootAccess": "Disabled",
+            "InstanceType": "ml.t3.medium",
+            "VolumeSizeInGB": 10,
+            "InstanceMetadataServiceConfiguration": {"MinimumInstanceMetadataServiceVersion": "2"},
+            "LifecycleConfigName": Match.any_value(),
+        },
+    )
+
+
+def test_every_taggable_resource_carries_course_and_student(template: Template, config: LabConfig) -> None:
+    for kind in ("AWS::SageMaker::NotebookInstance", "AWS::S3::Bucket", "AWS::IAM::Role"):
+        for resource in of_type(template, kind).values():
+            tags = {tag["Key"]: tag["Value"] for tag in resource["Properties"]["Tags"]}
+            assert tags[TAG_COURSE] == config.course_id
+            assert tags[TAG_STUDENT] in config.students
+
+
+def test_nothing_is_retained_on_destroy(template: Template) -> None:
+    for logical_id, resource in template.to_json()["Resources"].items():
+        assert resource.get("DeletionPolicy", "Delete") == "Delete", logical_id
+        assert resource.get("UpdateReplacePolicy", "Delete") == "Delete", logical_id
+
+
+def test_no_custom_resources_or_lambdas(template: Template) -> None:
+    kinds = {resource["Type"] for resource in template.to_json()["Resources"].values()}
+    assert not {k for k in kinds if k.startswith("Custom::") or k == "AWS::CloudFormation::CustomResource"}
+    assert "AWS::Lambda::Function" not in kinds
+
+
+def _statements(template: Template, student: str) -> list[dict[str, Any]]:
+    policies = [
+        p for p in of_type(template, "AWS::IAM::Policy").values()
+        if any(student in json.dumps(role) for role in p["Properties"]["Roles"])
+    ]
+    assert len(policies) == 1
+    return policies[0]["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
+
+
+def test_role_reaches_only_its_own_bucket_and_notebook(template: Template, config: LabConfig) -> None:
+    resources = template.to_json()["Resources"]
+    bucket_ids = {s: next(k for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"
+                          and v["Properties"]["BucketName"] == config.names.student(s).bucket)
+                  for s in config.students}
+    for student in config.students:
+        text = json.dumps(_statements(template, student))
+        assert bucket_ids[student] in text
+        for other in set(config.students) - {student}:
+            assert bucket_ids[other] not in text
+            assert config.names.student(other).notebook not in text
+        assert f"notebook-instance/{config.names.student(student).notebook}" in text
+
+
+def test_no_wildcard_actions_or_star_resources(template: Template) -> None:
+    for policy in of_type(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all("*" not in action for action in actions), actions
+            assert statement["Resource"] != "*"
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 0)
+    for role in of_type(template, "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_role_trust_is_sagemaker_for_this_account_only(template: Template, config: LabConfig) -> None:
+    template.all_resources_properties(
+        "AWS::IAM::Role",
+        {
+            "Path": config.names.iam_path,
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "sts:AssumeRole",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "sagemaker.amazonaws.com"},
+                        "Condition": {"StringEquals": {"aws:SourceAccount": config.account}},
+                    }
+                ]
+            },
+        },
+    )
+
+
+def test_bucket_is_private_encrypted_tls_only(template: Template) -> None:
+    template.all_resources_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "VersioningConfiguration": {"Status": "Enabled"},
+        },
+    )
+    for policy in of_type(template, "AWS::S3::BucketPolicy").values():
+        denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+
+
+def test_lifecycle_script_is_inline_and_sets_idle_limit(template: Template, config: LabConfig) -> None:
+    for lifecycle in of_type(template, "AWS::SageMaker::NotebookInstanceLifecycleConfig").values():
+        content = lifecycle["Properties"]["OnStart"][0]["Content"]
+        script = content["Fn::Base64"] if isinstance(content, dict) else base64.b64decode(content).decode()
+        assert f"--idle-minutes {config.sagemaker.idle_minutes}" in script
+        assert "curl" not in script and "wget" not in script and "https://raw" not in script
+
+
+def test_outputs_name_no_secrets(template: Template) -> None:
+    outputs = template.to_json()["Outputs"]
+    assert outputs
+    assert not [key for key in outputs if any(w in key.lower() for w in ("secret", "password", "key", "token"))]

@@ -1,0 +1,39 @@
+"""Snapshot of every synthesized template: reviewers see template changes as readable JSON diffs.
+
+Asset hashes and the CDK version change without any change to the lab, so they are masked.
+Update on purpose with `pytest --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from labkit.config import LABS
+
+_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def masked(template: dict[str, Any]) -> Any:
+    return json.loads(_HASH.sub("<asset-hash>", json.dumps(template, sort_keys=True)))
+
+
+@pytest.fixture
+def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    return snapshot.with_defaults(extension_class=JSONSnapshotExtension)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_template_snapshot(lab: str, templates: dict[str, Template], snapshot_json: SnapshotAssertion) -> None:
+    assert masked(templates[lab].to_json()) == snapshot_json
+
+
+def test_masking_hides_asset_hashes_only() -> None:
+    digest = "a" * 64
+    assert masked({"S3Key": f"{digest}.zip", "Name": "ml101"}) == {"S3Key": "<asset-hash>.zip", "Name": "ml101"}
