@@ -64,20 +64,20 @@ def verify_archive(manifest: Path) -> None:
 def empty_bucket(s3: Any, bucket: str) -> int:
     """Delete every object version and delete marker; returns how many were deleted."""
     deleted = 0
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+    while True:
+        # Re-list from the start each round: paging on while deleting skips what moved past the marker.
+        page = s3.list_object_versions(Bucket=bucket, MaxKeys=1000)  # DeleteObjects takes at most 1,000 keys
         batch = [
             {"Key": item["Key"], "VersionId": item["VersionId"]}
             for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
         ]
-        # DeleteObjects takes at most 1,000 keys per call.
-        for start in range(0, len(batch), 1000):
-            chunk = batch[start : start + 1000]
-            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-            if response.get("Errors"):
-                first = response["Errors"][0]
-                raise ArchiveError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Message')}")
-            deleted += len(chunk)
-    return deleted
+        if not batch:
+            return deleted
+        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        if response.get("Errors"):
+            first = response["Errors"][0]
+            raise ArchiveError(f"could not delete s3://{bucket}/{first['Key']}: {first.get('Message')}")
+        deleted += len(batch)
 
 
 def archive_and_empty(s3: Any, bucket: str, destination: Path | None) -> ArchiveResult:

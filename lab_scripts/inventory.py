@@ -6,6 +6,7 @@ ignored some of its properties; this module says which, per resource.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,15 +119,40 @@ def _student(resource: dict[str, Any]) -> str:
     return "-"
 
 
-def stack_inventory(clients: ClientFactory, stack_name: str, template: dict[str, Any]) -> list[Found]:
-    """One row per template resource: does it exist, per the service that owns it?"""
+def _physical_ids(clients: ClientFactory, stack_name: str) -> dict[str, str]:
     summaries = clients("cloudformation").get_paginator("list_stack_resources").paginate(StackName=stack_name)
-    physical = {
+    return {
         row["LogicalResourceId"]: row.get("PhysicalResourceId", "")
         for page in summaries
         for row in page["StackResourceSummaries"]
         if row.get("LogicalResourceId")
     }
+
+
+def physical_ids_by_student(clients: ClientFactory, stack_name: str, kind: str) -> dict[str, str]:
+    """Student id -> physical id of their `kind` resource, read from the deployed template's student tags.
+
+    Names are not assumed: an emulator may generate its own, and the deployed template is the truth.
+    """
+    cfn = clients("cloudformation")
+    try:
+        body = cfn.get_template(StackName=stack_name)["TemplateBody"]
+    except ClientError as exc:
+        if "does not exist" in str(exc):
+            return {}
+        raise
+    template = body if isinstance(body, dict) else json.loads(body)
+    physical = _physical_ids(clients, stack_name)
+    return {
+        _student(resource): physical[logical_id]
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource["Type"] == kind and physical.get(logical_id) and _student(resource) != "-"
+    }
+
+
+def stack_inventory(clients: ClientFactory, stack_name: str, template: dict[str, Any]) -> list[Found]:
+    """One row per template resource: does it exist, per the service that owns it?"""
+    physical = _physical_ids(clients, stack_name)
     ctx = _Ctx(clients, physical)
     found = []
     for logical_id, resource in template.get("Resources", {}).items():

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from labkit import ROOT
+
 ASSEMBLY = ROOT / ".labkit" / "cdk.out"
 
 # Lines the CLI and jsii print on every run that say nothing about this deploy.

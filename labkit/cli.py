@@ -19,8 +19,10 @@ from rich.table import Table
 from lab_scripts import notebook
 from lab_scripts.audit import audit_course
 from lab_scripts.buckets import ArchiveError
+from lab_scripts.inventory import physical_ids_by_student
 from labkit import emulator
-from labkit.cdk import ROOT, CdkError
+from labkit import ROOT
+from labkit.cdk import CdkError
 from labkit.config import LABS, ConfigError, LabConfig, load_config, to_toml
 from labkit.jobs import Target, aws_target, deploy, destroy, emulator_target
 from labkit.report import print_audit, print_inventory
@@ -57,6 +59,13 @@ def _labs(requested: list[str]) -> list[str]:
     if unknown:
         raise UsageError(f"unknown lab {unknown[0]!r} (labs: {', '.join(LABS)})")
     return requested or list(LABS)
+
+
+def _notebooks(target: Target, config: LabConfig) -> dict[str, str]:
+    """Student -> deployed notebook name, from the deployed stack (the emulator picks its own names)."""
+    arns = physical_ids_by_student(target.clients, config.names.stack("LabSageMaker"),
+                                   "AWS::SageMaker::NotebookInstance")
+    return {student: arn.rsplit("/", 1)[-1] for student, arn in arns.items()}
 
 
 def _archive_dir(config: LabConfig) -> Path:
@@ -102,14 +111,13 @@ def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
     table = Table(title=f"{config.course_id}: notebooks on {target.label}", title_justify="left")
     for column in ("student", "notebook", "status", "type"):
         table.add_column(column)
+    deployed = _notebooks(target, config)
     rows = []
     for student in config.students:
-        name = config.names.student(student).notebook
-        try:
-            state = notebook.status(sm, name)
-            rows.append({"student": student, "notebook": name, "status": state.status, "type": state.instance_type})
-        except notebook.NotebookError:
-            rows.append({"student": student, "notebook": name, "status": "not deployed", "type": "-"})
+        name = deployed.get(student)
+        state = notebook.status(sm, name) if name else None
+        rows.append({"student": student, "notebook": name or "-", "status": state.status if state else "not deployed",
+                     "type": state.instance_type if state else "-"})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -124,7 +132,9 @@ def cmd_notebook(args: argparse.Namespace, config: LabConfig) -> int:
         raise UsageError(f"student {args.student!r} is not in {args.config}")
     target = _target(args, config)
     sm = target.clients("sagemaker")
-    name = config.names.student(args.student).notebook
+    name = _notebooks(target, config).get(args.student)
+    if name is None:
+        raise UsageError(f"{args.student} has no deployed notebook (labctl deploy LabSageMaker)")
     if args.action == "url":
         console.print(notebook.presigned_url(sm, name))
         return 0
@@ -195,12 +205,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             console.print(f"{student}: wrote {len(STUDENT_WORK)} files to s3://{names.bucket}")
 
         console.rule("3/4 stop the notebooks (lab_scripts.notebook)")
-        cfn = target.clients("cloudformation")
-        outputs = cfn.describe_stacks(StackName=config.names.stack("LabSageMaker"))["Stacks"][0].get("Outputs", [])
-        for output in outputs:
-            if "NotebookName" in output["OutputKey"]:
-                state = notebook.stop(sm, output["OutputValue"], delay=target.wait_delay)
-                console.print(f"{state.name}: {state.status}")
+        for student, name in _notebooks(target, config).items():
+            state = notebook.stop(sm, name, delay=target.wait_delay)
+            console.print(f"{student}: notebook {state.name} is {state.status}")
 
         console.rule("4/4 destroy: archive, empty, delete stacks, audit")
         archive = Path(args.archive) if args.archive else _archive_dir(config)

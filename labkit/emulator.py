@@ -20,9 +20,11 @@ from typing import Any
 
 import boto3
 
+from labkit import ROOT
+
 # moto's default account; lab.toml uses it so names derived from the account match inside the emulator.
 EMULATOR_ACCOUNT = "123456789012"
-STATE_FILE = Path(".labkit/emulator.json")
+STATE_FILE = ROOT / ".labkit" / "emulator.json"
 
 
 def free_port() -> int:

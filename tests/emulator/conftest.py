@@ -1,0 +1,35 @@
+"""One embedded emulator per test session, and a course file whose expiry is relative to today."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labkit.config import LabConfig, to_toml
+from labkit.emulator import Emulator, Endpoint
+from labkit.jobs import Target, emulator_target
+from tests.conftest import make_config
+
+
+@pytest.fixture(scope="session")
+def endpoint() -> Iterator[Endpoint]:
+    with Emulator("us-east-1") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def target(endpoint: Endpoint) -> Target:
+    return emulator_target(endpoint)
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory: pytest.TempPathFactory) -> tuple[LabConfig, Path]:
+    # The CDK app validates against the real date, so the file's expiry moves with it.
+    config = dataclasses.replace(make_config(), expires=dt.date.today() + dt.timedelta(days=30))
+    path = tmp_path_factory.mktemp("course") / "course.toml"
+    path.write_text(to_toml(config))
+    return config, path

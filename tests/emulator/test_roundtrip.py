@@ -1,0 +1,97 @@
+"""Deploy with the real CDK CLI into the embedded emulator, verify through the services, destroy, prove empty."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab_scripts import notebook
+from lab_scripts.inventory import EXISTS, physical_ids_by_student
+from labkit import cli
+from labkit.config import LabConfig
+from labkit.emulator import Endpoint
+from labkit.jobs import Target, deploy, destroy
+
+pytestmark = pytest.mark.emulator
+STACK_KIND = "AWS::SageMaker::NotebookInstance"
+
+
+def test_round_trip_leaves_nothing_and_loses_nothing(
+    target: Target, course: tuple[LabConfig, Path], tmp_path: Path, endpoint: Endpoint,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, path = course
+    stack = config.names.stack("LabSageMaker")
+
+    inventory = deploy(config, path, target, ["LabSageMaker"], echo=lambda line: None)[stack]
+    states = {(row.type, row.student): row.state for row in inventory}
+    for student in config.students:
+        assert states[("AWS::S3::Bucket", student)] == EXISTS
+        assert states[(STACK_KIND, student)] == EXISTS
+        assert states[("AWS::IAM::Role", student)] == EXISTS
+
+    s3 = target.clients("s3")
+    tags = s3.get_bucket_tagging(Bucket=config.names.student("bob").bucket)["TagSet"]
+    assert {"Key": "labkit:student", "Value": "bob"} in tags
+    s3.put_object(Bucket=config.names.student("alice").bucket, Key="work/model.py", Body=b"import torch\n")
+    s3.put_object(Bucket=config.names.student("alice").bucket, Key="work/model.py", Body=b"import mxnet\n")
+
+    # labctl against the same emulator: status, then a destroy without --yes changes nothing.
+    monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
+    assert cli.main(["--config", str(path), "status", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["student"]: row["status"] for row in rows} == {"alice": "InService", "bob": "InService"}
+    assert cli.main(["--config", str(path), "destroy"]) == 0
+    assert "dry run: nothing changed" in capsys.readouterr().out
+    assert len(physical_ids_by_student(target.clients, stack, STACK_KIND)) == 2
+
+    result = destroy(config, path, target, ["LabSageMaker"], archive_dir=tmp_path, echo=lambda line: None)
+    assert result.audit.clean, result.audit.leftovers
+    assert sorted(result.stopped) == sorted(
+        n.rsplit("/", 1)[-1] for n in [row.physical_id for row in inventory if row.type == STACK_KIND])
+    archived = tmp_path / config.names.student("alice").bucket / "work" / "model.py"
+    assert archived.read_bytes() == b"import mxnet\n"
+    statuses = {s["StackName"]: s["StackStatus"] for s in target.clients("cloudformation").list_stacks()["StackSummaries"]}
+    assert statuses[stack] == "DELETE_COMPLETE"
+
+
+def test_bad_course_file_creates_nothing(
+    target: Target, endpoint: Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], course: tuple[LabConfig, Path],
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(course[1].read_text().replace('instance_type = "ml.t3.medium"', 'instance_type = "ml.t3.huge"'))
+    monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
+    assert cli.main(["--config", str(bad), "deploy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sagemaker.instance_type: 'ml.t3.huge'" in err
+    live = [s for s in target.clients("cloudformation").list_stacks()["StackSummaries"]
+            if s["StackStatus"] != "DELETE_COMPLETE"]
+    assert [s["StackName"] for s in live] == ["CDKToolkit"] or not live
+
+
+def test_notebook_commands_need_a_running_emulator(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   course: tuple[LabConfig, Path]) -> None:
+    monkeypatch.setattr(cli.emulator, "read_state", lambda: None)
+    assert cli.main(["--config", str(course[1]), "notebook", "stop", "alice"]) == 2
+    assert "no emulator running" in capsys.readouterr().err
+
+
+def test_detached_emulator_up_env_down(tmp_path: Path) -> None:
+    from labkit import emulator
+
+    state = tmp_path / "emulator.json"
+    endpoint = emulator.start_detached("us-east-1", state_file=state)
+    try:
+        assert emulator.read_state(state) == endpoint
+        with pytest.raises(RuntimeError, match="already running"):
+            emulator.start_detached("us-east-1", state_file=state)
+        buckets: Any = endpoint.session().client("s3").list_buckets()
+        assert buckets["Buckets"] == []
+    finally:
+        assert emulator.stop_detached(state)
+    assert emulator.read_state(state) is None

@@ -1,0 +1,28 @@
+"""moto in-process fixtures for the lab scripts: each test gets a fresh fake account."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """A client factory on a fresh moto account, shaped like the one labkit passes to lab scripts."""
+    with mock_aws():
+        yield lambda service: boto3.client(service, region_name="us-east-1")
+
+
+@pytest.fixture
+def sagemaker(aws: Any) -> Any:
+    return aws("sagemaker")
+
+
+def create_notebook(aws: Any, name: str = "ml101-alice") -> str:
+    role = aws("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws("sagemaker").create_notebook_instance(NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=role)
+    return name

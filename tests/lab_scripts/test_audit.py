@@ -1,0 +1,87 @@
+"""The leftover audit under moto: finds each kind of course resource, ignores other courses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lab_scripts.audit import NOTEBOOK_LOG_GROUP, audit_course
+from labkit.naming import TAG_COURSE
+from tests.lab_scripts.conftest import create_notebook
+
+PATH = "/labkit/ml101/"
+
+
+def kinds(report: Any) -> set[tuple[str, str]]:
+    return {(item.kind, item.name) for item in report.leftovers}
+
+
+def test_empty_account_is_clean(aws: Any) -> None:
+    report = audit_course(aws, "ml101", PATH)
+    assert report.clean and report.billable == []
+
+
+def test_finds_every_kind_of_leftover(aws: Any) -> None:
+    s3 = aws("s3")
+    s3.create_bucket(Bucket="ml101-alice-b")
+    s3.put_object(Bucket="ml101-alice-b", Key="x", Body=b"1")
+    s3.create_bucket(Bucket="ml101-bob-b")
+    aws("iam").create_role(RoleName="ml101-alice-notebook", Path=PATH, AssumeRolePolicyDocument="{}")
+    aws("iam").create_user(UserName="ml101-carol", Path=PATH)
+    create_notebook(aws, "ml101-alice")
+    aws("logs").create_log_group(logGroupName=NOTEBOOK_LOG_GROUP)
+    aws("logs").create_log_stream(logGroupName=NOTEBOOK_LOG_GROUP, logStreamName="ml101-alice/jupyter.log")
+    aws("cloudformation").create_stack(StackName="ml101-LabSageMaker", TemplateBody='{"Resources": {}}')
+
+    report = audit_course(aws, "ml101", PATH)
+    assert kinds(report) >= {
+        ("bucket", "ml101-alice-b"), ("bucket", "ml101-bob-b"), ("role", "ml101-alice-notebook"),
+        ("user", "ml101-carol"), ("notebook", "ml101-alice"), ("stack", "ml101-LabSageMaker"),
+        ("log stream", f"{NOTEBOOK_LOG_GROUP}:ml101-alice/jupyter.log"),
+    }
+    billable = {item.name for item in report.billable}
+    assert "ml101-alice-b" in billable and "ml101-bob-b" not in billable  # an empty bucket costs nothing
+    assert "ml101-alice" in billable  # stopped or not, a notebook bills for storage
+
+
+def test_other_courses_and_deleted_stacks_are_not_leftovers(aws: Any) -> None:
+    aws("s3").create_bucket(Bucket="ml102-alice-b")
+    aws("iam").create_role(RoleName="other", Path="/labkit/ml102/", AssumeRolePolicyDocument="{}")
+    cfn = aws("cloudformation")
+    cfn.create_stack(StackName="ml101-Old", TemplateBody='{"Resources": {}}')
+    cfn.delete_stack(StackName="ml101-Old")
+    assert audit_course(aws, "ml101", PATH).clean
+
+
+def test_tagged_resources_outside_the_naming_scheme_are_found(aws: Any) -> None:
+    aws("s3").create_bucket(Bucket="renamed-by-hand")
+    aws("s3").put_bucket_tagging(Bucket="renamed-by-hand",
+                                 Tagging={"TagSet": [{"Key": TAG_COURSE, "Value": "ml101"}]})
+    assert any(item.name.endswith("renamed-by-hand") for item in audit_course(aws, "ml101", PATH).leftovers)
+
+
+def test_unlistable_lifecycle_configs_are_rechecked_by_name(aws: Any) -> None:
+    # moto cannot list lifecycle configs; the audit must say so and check the names it was given.
+    aws("sagemaker").create_notebook_instance_lifecycle_config(
+        NotebookInstanceLifecycleConfigName="ml101-alice-autostop", OnStart=[{"Content": "ZWNobw=="}])
+    report = audit_course(aws, "ml101", PATH, known=[("lifecycle config", "ml101-alice-autostop"),
+                                                       ("lifecycle config", "ml101-gone")])
+    assert kinds(report) == {("lifecycle config", "ml101-alice-autostop")}
+    assert report.unchecked == ["SageMaker lifecycle configs: the endpoint cannot list these; re-checked the 2 "
+                                "seen at deploy by name"]
+
+
+def test_real_errors_are_not_swallowed(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    def denied(service: str) -> Any:
+        client = aws(service)
+        if service == "s3":
+            def refuse(**_: Any) -> Any:
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListBuckets")
+            client.list_buckets = refuse
+        return client
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        audit_course(denied, "ml101", PATH)

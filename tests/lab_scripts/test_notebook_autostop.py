@@ -1,0 +1,55 @@
+"""The on-notebook idle checker: idle arithmetic, and the stop call it makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from lab_scripts import notebook_autostop as autostop
+from tests.lab_scripts.conftest import create_notebook
+
+START = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def kernel(minutes_after_start: int, state: str = "idle") -> dict[str, Any]:
+    stamp = (START + dt.timedelta(minutes=minutes_after_start)).isoformat().replace("+00:00", "Z")
+    return {"kernel": {"execution_state": state, "last_activity": stamp}}
+
+
+def at(minutes: int) -> dt.datetime:
+    return START + dt.timedelta(minutes=minutes)
+
+
+def test_idle_counts_from_start_when_nothing_was_opened() -> None:
+    assert autostop.idle_minutes([], [], START, at(45)) == 45
+
+
+def test_idle_counts_from_latest_kernel_or_terminal_activity() -> None:
+    terminals = [{"last_activity": (at(30)).isoformat()}]
+    assert autostop.idle_minutes([kernel(10), kernel(20)], terminals, START, at(50)) == 20
+
+
+def test_busy_kernel_is_never_idle() -> None:
+    assert autostop.idle_minutes([kernel(0, "busy")], [], START, at(600)) == 0
+
+
+def test_run_stops_only_past_the_limit() -> None:
+    calls: list[str] = []
+    replies = {"/api/sessions": [kernel(0)], "/api/terminals": []}
+    assert not autostop.run(60, get=replies.__getitem__, started=START, now=at(59), stop=lambda: calls.append("x"))
+    assert autostop.run(60, get=replies.__getitem__, started=START, now=at(61), stop=lambda: calls.append("x"))
+    assert calls == ["x"]
+
+
+def test_stop_notebook_calls_sagemaker(aws: Any, sagemaker: Any) -> None:
+    name = create_notebook(aws)
+    autostop.stop_notebook(name, client=sagemaker)
+    assert sagemaker.describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceStatus"] == "Stopped"
+
+
+def test_notebook_name_comes_from_instance_metadata(tmp_path: Path) -> None:
+    metadata = tmp_path / "resource-metadata.json"
+    metadata.write_text(json.dumps({"ResourceName": "ml101-alice", "ResourceArn": "arn:..."}))
+    assert autostop.notebook_name(str(metadata)) == "ml101-alice"
