@@ -52,7 +52,45 @@ def aws_target(region: str) -> Target:
 class DestroyResult:
     archived: list[buckets.ArchiveResult] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    # (kind, name) of resources the audit must re-check by name, where a service cannot list them.
+    known: list[tuple[str, str]] = field(default_factory=list)
     audit: AuditReport = field(default_factory=AuditReport)
+
+
+@dataclass(frozen=True)
+class _Drain:
+    target: Target
+    archive_dir: Path | None
+    echo: Echo
+    result: DestroyResult
+
+
+def _stop_notebook(ctx: _Drain, arn: str) -> None:
+    # Stopped first, so nothing writes to the bucket after it is archived.
+    name = arn.rsplit("/", 1)[-1]
+    state = notebook.stop(ctx.target.clients("sagemaker"), name, delay=ctx.target.wait_delay)
+    ctx.result.stopped.append(name)
+    ctx.echo(f"{name}: {state.status}")
+
+
+def _archive_bucket(ctx: _Drain, bucket: str) -> None:
+    archived = buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir)
+    ctx.result.archived.append(archived)
+    where = f" -> {archived.manifest.parent}" if archived.manifest else ""
+    ctx.echo(f"s3://{bucket}: archived {archived.files} files ({archived.bytes} bytes){where}, emptied")
+
+
+def _remember_lifecycle_config(ctx: _Drain, arn: str) -> None:
+    ctx.result.known.append(("lifecycle config", arn.rsplit("/", 1)[-1]))
+
+
+# What must happen to each resource type, in this order, before CloudFormation may delete it: nothing of the
+# students' is lost, and nothing blocks the delete (CloudFormation cannot delete a non-empty bucket).
+DRAIN: dict[str, Callable[[_Drain, str], None]] = {
+    "AWS::SageMaker::NotebookInstance": _stop_notebook,
+    "AWS::S3::Bucket": _archive_bucket,
+    "AWS::SageMaker::NotebookInstanceLifecycleConfig": _remember_lifecycle_config,
+}
 
 
 def _stack_resources(target: Target, stack_name: str) -> list[dict[str, Any]] | None:
@@ -121,31 +159,21 @@ def destroy(
     echo: Echo = print,
 ) -> DestroyResult:
     result = DestroyResult()
-    known: list[tuple[str, str]] = []
-    sm, s3 = target.clients("sagemaker"), target.clients("s3")
+    ctx = _Drain(target, archive_dir, echo, result)
     for lab in labs:
         stack_name = config.names.stack(lab)
         resources = _stack_resources(target, stack_name)
         if resources is None:
             echo(f"{stack_name}: not deployed")
             continue
-        for arn in _physical_of(resources, "AWS::SageMaker::NotebookInstance"):
-            name = arn.rsplit("/", 1)[-1]
-            state = notebook.stop(sm, name, delay=target.wait_delay)
-            result.stopped.append(name)
-            echo(f"{name}: {state.status}")
-        for bucket in _physical_of(resources, "AWS::S3::Bucket"):
-            archived = buckets.archive_and_empty(s3, bucket, archive_dir)
-            result.archived.append(archived)
-            where = f" -> {archived.manifest.parent}" if archived.manifest else ""
-            echo(f"s3://{bucket}: archived {archived.files} files ({archived.bytes} bytes){where}, emptied")
-        for arn in _physical_of(resources, "AWS::SageMaker::NotebookInstanceLifecycleConfig"):
-            known.append(("lifecycle config", arn.rsplit("/", 1)[-1]))
+        for kind, drain in DRAIN.items():
+            for physical_id in _physical_of(resources, kind):
+                drain(ctx, physical_id)
 
     echo(f"deleting stacks {', '.join(config.names.stack(lab) for lab in labs)}")
     run_cdk(["destroy", *labs, "--force"], env=target.env, config_path=config_path, allow_expired=True, echo=echo)
     _delete_notebook_logs(target, config)
-    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=known)
+    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
     return result
 
 
