@@ -11,7 +11,7 @@ from constructs import Construct
 
 from infra.lab_bucket import LabBucket
 from infra.nag import acknowledge, acknowledge_wildcard_resource
-from lab_scripts.lifecycle import render_on_start
+from lab_scripts.boot_scripts import render_on_start
 from labkit.naming import TAG_STUDENT, StudentNames
 
 # SageMaker writes notebook and lifecycle logs here, one stream prefix per notebook.

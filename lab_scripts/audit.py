@@ -130,11 +130,30 @@ def audit_course(
                 Leftover("logs", "log stream", f"{NOTEBOOK_LOG_GROUP}:{stream['logStreamName']}", True)
             )
 
+    def ec2_resources() -> None:
+        ec2 = clients("ec2")
+        tagged_course = [{"Name": f"tag:{TAG_COURSE}", "Values": [course]}]
+        for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=tagged_course):
+            for instance in reservation["Instances"]:
+                state = instance["State"]["Name"]
+                if state != "terminated":
+                    # A stopped instance still bills for its EBS volumes.
+                    report.leftovers.append(Leftover("ec2", "instance", instance["InstanceId"], True, state))
+        for volume in _pages(ec2, "describe_volumes", "Volumes", Filters=tagged_course):
+            report.leftovers.append(Leftover("ec2", "volume", volume["VolumeId"], True, f"{volume['Size']} GB"))
+        for snapshot in _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=tagged_course):
+            report.leftovers.append(Leftover("ec2", "snapshot", snapshot["SnapshotId"], True))
+        for vpc in ec2.describe_vpcs(Filters=tagged_course)["Vpcs"]:
+            report.leftovers.append(Leftover("ec2", "vpc", vpc["VpcId"], False))
+
     def tagged() -> None:
+        """Anything else carrying the course tag; EC2 is checked above by state, which tagging cannot see."""
         seen = {item.name for item in report.leftovers}
         for resource in _pages(clients("resourcegroupstaggingapi"), "get_resources", "ResourceTagMappingList",
                                TagFilters=[{"Key": TAG_COURSE, "Values": [course]}]):
             arn = resource["ResourceARN"]
+            if arn.split(":")[2] == "ec2":
+                continue
             if not any(name and arn.endswith(name) for name in seen):
                 report.leftovers.append(Leftover("tagging", "tagged resource", arn, True, "found by course tag"))
 
@@ -159,6 +178,7 @@ def audit_course(
     check("SageMaker lifecycle configs", lifecycle_configs)
     check("IAM roles and users", iam_principals)
     check("notebook log streams", log_streams)
+    check("EC2 instances, volumes, snapshots, VPCs", ec2_resources)
     check("tagged resources", tagged)
     check("resources seen at deploy", known_names)
     return report

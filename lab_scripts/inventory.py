@@ -95,7 +95,48 @@ def _lifecycle(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[s
     return "", ()
 
 
+def _instance(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    reservations = ctx.clients("ec2").describe_instances(InstanceIds=[pid])["Reservations"]
+    instance = reservations[0]["Instances"][0]
+    ignored = _ignored(props, instance, ("InstanceType", "ImageId"))
+    wanted_tokens = props.get("MetadataOptions", {}).get("HttpTokens")
+    if wanted_tokens and instance.get("MetadataOptions", {}).get("HttpTokens") != wanted_tokens:
+        ignored += ("MetadataOptions.HttpTokens",)
+    return f"{instance['State']['Name']}, {instance['InstanceType']}, {instance['ImageId']}", ignored
+
+
+def _instance_profile(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    profile = ctx.clients("iam").get_instance_profile(InstanceProfileName=pid)["InstanceProfile"]
+    return f"roles {', '.join(role['RoleName'] for role in profile['Roles'])}", ()
+
+
+def _alarm(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    alarms = ctx.clients("cloudwatch").describe_alarms(AlarmNames=[pid])["MetricAlarms"]
+    if not alarms:
+        raise ClientError({"Error": {"Code": "ResourceNotFound", "Message": pid}}, "DescribeAlarms")
+    return f"{alarms[0]['StateValue']}, actions {', '.join(alarms[0]['AlarmActions'])}", ()
+
+
+def _ec2_describe(operation: str, key: str, id_param: str) -> Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ...]]]:
+    """Probe for EC2 network types: the resource exists if its describe call returns it."""
+    def probe(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        found = getattr(ctx.clients("ec2"), operation)(**{id_param: [pid]})[key]
+        if not found:
+            raise ClientError({"Error": {"Code": "ResourceNotFound", "Message": pid}}, operation)
+        return "", ()
+    return probe
+
+
 PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ...]]]] = {
+    "AWS::EC2::Instance": _instance,
+    "AWS::EC2::VPC": _ec2_describe("describe_vpcs", "Vpcs", "VpcIds"),
+    "AWS::EC2::Subnet": _ec2_describe("describe_subnets", "Subnets", "SubnetIds"),
+    "AWS::EC2::SecurityGroup": _ec2_describe("describe_security_groups", "SecurityGroups", "GroupIds"),
+    "AWS::EC2::InternetGateway": _ec2_describe("describe_internet_gateways", "InternetGateways",
+                                               "InternetGatewayIds"),
+    "AWS::EC2::RouteTable": _ec2_describe("describe_route_tables", "RouteTables", "RouteTableIds"),
+    "AWS::IAM::InstanceProfile": _instance_profile,
+    "AWS::CloudWatch::Alarm": _alarm,
     "AWS::S3::Bucket": _bucket,
     "AWS::S3::BucketPolicy": _bucket_policy,
     "AWS::IAM::Role": _role,
@@ -105,7 +146,8 @@ PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ..
 }
 
 _NOT_FOUND = {
-    "NoSuchBucket", "404", "NoSuchBucketPolicy", "NoSuchEntity", "ValidationException", "ResourceNotFound",
+    "InvalidInstanceID.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
+    "InvalidInternetGatewayID.NotFound", "InvalidRouteTableID.NotFound", "NoSuchBucket", "404", "NoSuchBucketPolicy", "NoSuchEntity", "ValidationException", "ResourceNotFound",
     "ResourceNotFoundException",
 }
 

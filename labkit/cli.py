@@ -16,13 +16,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
-from lab_scripts import notebook
+from lab_scripts import instance, notebook
+from lab_scripts.doctor import diagnose
 from lab_scripts.audit import audit_course
 from lab_scripts.buckets import ArchiveError
 from lab_scripts.inventory import physical_ids_by_student
 from labkit import emulator
 from labkit import ROOT
 from labkit.cdk import CdkError
+from labkit.catalog import DLAMIS
 from labkit.config import LABS, ConfigError, LabConfig, load_config, to_toml
 from labkit.jobs import Target, aws_target, deploy, destroy, emulator_target
 from labkit.report import print_audit, print_inventory
@@ -68,6 +70,11 @@ def _notebooks(target: Target, config: LabConfig) -> dict[str, str]:
     return {student: arn.rsplit("/", 1)[-1] for student, arn in arns.items()}
 
 
+def _instances(target: Target, config: LabConfig) -> dict[str, str]:
+    """Student -> GPU instance id, from the deployed LabDLAMI stack."""
+    return physical_ids_by_student(target.clients, config.names.stack("LabDLAMI"), "AWS::EC2::Instance")
+
+
 def _archive_dir(config: LabConfig) -> Path:
     return ARCHIVE_ROOT / f"{config.course_id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
 
@@ -87,6 +94,7 @@ def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
         f"target: {target.label}",
         f"stop every notebook of {', '.join(config.names.stack(lab) for lab in labs)}",
         f"archive every lab bucket to {archive}, then empty it" if archive else "empty every lab bucket WITHOUT archive",
+        "terminate GPU instances: their volumes are deleted (students keep work in their buckets)",
         "delete the stacks and the notebooks' log streams, then audit for leftovers",
     ]
     console.print("plan:\n  " + "\n  ".join(plan))
@@ -147,6 +155,42 @@ def cmd_notebook(args: argparse.Namespace, config: LabConfig) -> int:
     return 0
 
 
+def cmd_gpu(args: argparse.Namespace, config: LabConfig) -> int:
+    if args.student not in config.students:
+        raise UsageError(f"student {args.student!r} is not in {args.config}")
+    target = _target(args, config)
+    instance_id = _instances(target, config).get(args.student)
+    if instance_id is None:
+        raise UsageError(f"{args.student} has no deployed GPU instance (labctl deploy LabDLAMI)")
+    ec2 = target.clients("ec2")
+    if args.action == "connect":
+        login = DLAMIS[config.dlami.ami_type].login_user
+        console.print(instance.connect_command(instance.status(ec2, instance_id), region=config.region,
+                                               login_user=login), markup=False)
+        return 0
+    action: Callable[..., instance.InstanceStatus] = {
+        "start": instance.start, "stop": instance.stop, "terminate": instance.terminate, "status": instance.status
+    }[args.action]
+    kwargs = {} if args.action == "status" else {"delay": target.wait_delay}
+    state = action(ec2, instance_id, **kwargs)
+    console.print(f"{args.student}: {state.instance_id} is {state.state} ({state.instance_type})")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, config: LabConfig) -> int:
+    target = _target(args, config)
+    report = diagnose(target.clients("ec2"), target.clients("service-quotas"), instance_type=config.dlami.instance_type,
+                      students=len(config.students), zone=config.dlami.availability_zone)
+    quota = "unknown" if report.quota_vcpus is None else f"{report.quota_vcpus:.0f}"
+    console.print(f"{report.instance_type} in {report.region}: offered in {', '.join(report.zones) or 'no zone'}; "
+                  f"{len(config.students)} students need {report.needed_vcpus} vCPUs, quota {quota}")
+    for problem in report.problems:
+        console.print(f"[bold red]problem[/] {problem}")
+    if report.ok:
+        console.print("[bold green]ready[/]")
+    return 0 if report.ok else 1
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     if args.action == "up":
         config = load_config(args.config)
@@ -204,10 +248,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 written[f"{names.bucket}/{key}"] = hashlib.sha256(body.encode()).hexdigest()
             console.print(f"{student}: wrote {len(STUDENT_WORK)} files to s3://{names.bucket}")
 
-        console.rule("3/4 stop the notebooks (lab_scripts.notebook)")
+        console.rule("3/4 stop notebooks and GPU instances (lab_scripts.notebook, lab_scripts.instance)")
         for student, name in _notebooks(target, config).items():
             state = notebook.stop(sm, name, delay=target.wait_delay)
             console.print(f"{student}: notebook {state.name} is {state.status}")
+        for student, instance_id in _instances(target, config).items():
+            stopped = instance.stop(target.clients("ec2"), instance_id, delay=target.wait_delay)
+            console.print(f"{student}: GPU instance {instance_id} is {stopped.state}")
 
         console.rule("4/4 destroy: archive, empty, delete stacks, audit")
         archive = Path(args.archive) if args.archive else _archive_dir(config)
@@ -253,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_target(sub.add_parser("notebook", help="start/stop/status/url of one student's notebook"))
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.add_argument("student")
+    p = with_target(sub.add_parser("gpu", help="start/stop/terminate/status/connect of one student's GPU instance"))
+    p.add_argument("action", choices=["start", "stop", "terminate", "status", "connect"])
+    p.add_argument("student")
+    with_target(sub.add_parser("doctor", help="is the GPU type offered here, and does the vCPU quota fit the class?"))
     p = sub.add_parser("local", help="run the embedded emulator in the background")
     p.add_argument("action", choices=["up", "down", "env"])
     p.add_argument("--port", type=int, help="port for `up` (default: a free one)")
@@ -266,12 +317,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "local":
             return cmd_local(args)
-        allow_expired = args.command in {"destroy", "audit", "status", "notebook"}
+        allow_expired = args.command in {"destroy", "audit", "status", "notebook", "gpu"}
         config = load_config(args.config, allow_expired=allow_expired)
         handler = {"deploy": cmd_deploy, "destroy": cmd_destroy, "audit": cmd_audit, "status": cmd_status,
-                   "notebook": cmd_notebook}[args.command]
+                   "notebook": cmd_notebook, "gpu": cmd_gpu, "doctor": cmd_doctor}[args.command]
         return handler(args, config)
-    except (ConfigError, UsageError, CdkError, ArchiveError, notebook.NotebookError, RuntimeError) as exc:
+    except (ConfigError, UsageError, CdkError, ArchiveError, notebook.NotebookError, instance.InstanceError,
+            RuntimeError) as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ConfigError, UsageError)) else 1
     except (ClientError, BotoCoreError) as exc:

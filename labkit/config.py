@@ -9,13 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass, field
+import ipaddress
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from labkit.catalog import DLAMIS, INSTANCES, incompatibility
 from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
 
-LABS = ["LabSageMaker"]
+LABS = ["LabSageMaker", "LabDLAMI"]
 
 REGIONS = frozenset(
     "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
@@ -59,6 +62,22 @@ class SageMakerSettings:
 
 
 @dataclass(frozen=True)
+class DlamiSettings:
+    instance_type: str = "g4dn.xlarge"
+    ami_type: str = "base-ubuntu-22.04"
+    # Pins the image for the course; otherwise the newest DLAMI is resolved from SSM at each deploy.
+    ami_id: str | None = None
+    volume_gb: int = 100
+    idle_minutes: int = 60
+    idle_cpu_percent: int = 5
+    vpc_cidr: str = "10.42.0.0/16"
+    # GPU capacity differs per zone (`labctl doctor` shows where the type is offered); default: the first.
+    availability_zone: str | None = None
+    ssh_key_name: str | None = None
+    ssh_cidr: str | None = None
+
+
+@dataclass(frozen=True)
 class LabConfig:
     course_id: str
     account: str
@@ -67,6 +86,7 @@ class LabConfig:
     budget_usd: float
     students: tuple[str, ...]
     sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
+    dlami: DlamiSettings = field(default_factory=DlamiSettings)
 
     @property
     def names(self) -> CourseNames:
@@ -76,7 +96,8 @@ class LabConfig:
 _SCHEMA: dict[str, set[str]] = {
     "course": {"id", "account", "region", "expires", "budget_usd"},
     "sagemaker": {"instance_type", "volume_gb", "idle_minutes"},
-    "": {"course", "sagemaker", "students"},
+    "dlami": {f.name for f in fields(DlamiSettings)},
+    "": {"course", "sagemaker", "dlami", "students"},
 }
 
 
@@ -189,6 +210,7 @@ def parse_config(
         budget_usd=budget,
         students=tuple(students_raw),
         sagemaker=SageMakerSettings(instance_type=instance_type, volume_gb=volume_gb, idle_minutes=idle),
+        dlami=_parse_dlami(raw.get("dlami", {}), region, fail),
     )
     names = config.names
     try:
@@ -203,6 +225,65 @@ def parse_config(
     return config
 
 
+def _whole(table: dict[str, Any], key: str, default: int, low: int, high: int, unit: str,
+           fail: Callable[[str, str], ConfigError], section: str) -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise fail(f"{section}.{key}", f"{value!r} must be whole {unit} between {low} and {high}")
+    return value
+
+
+def _parse_dlami(table: dict[str, Any], region: str, fail: Callable[[str, str], ConfigError]) -> DlamiSettings:
+    defaults = DlamiSettings()
+    instance_type = table.get("instance_type", defaults.instance_type)
+    if instance_type not in INSTANCES:
+        raise fail("dlami.instance_type", f"{instance_type!r} is not a supported GPU type ({', '.join(INSTANCES)})")
+    ami_type = table.get("ami_type", defaults.ami_type)
+    if ami_type not in DLAMIS:
+        raise fail("dlami.ami_type", f"{ami_type!r} is not a known DLAMI ({', '.join(DLAMIS)})")
+    problem = incompatibility(instance_type, ami_type)
+    if problem:
+        raise fail("dlami.ami_type", problem)
+    ami_id = table.get("ami_id")
+    if ami_id is not None and not (isinstance(ami_id, str) and re.fullmatch(r"ami-[0-9a-f]{8,17}", ami_id)):
+        raise fail("dlami.ami_id", f"{ami_id!r} is not an AMI id (ami- and 8 or 17 hex digits)")
+    vpc_cidr = table.get("vpc_cidr", defaults.vpc_cidr)
+    try:
+        network = ipaddress.IPv4Network(vpc_cidr)
+    except (ValueError, TypeError):
+        raise fail("dlami.vpc_cidr", f"{vpc_cidr!r} is not an IPv4 network (e.g. 10.42.0.0/16)") from None
+    if not network.is_private or not 16 <= network.prefixlen <= 24:
+        raise fail("dlami.vpc_cidr", f"{vpc_cidr} must be a private network between /16 and /24")
+    zone = table.get("availability_zone")
+    if zone is not None and not (isinstance(zone, str) and re.fullmatch(rf"{re.escape(region)}[a-z]", zone)):
+        raise fail("dlami.availability_zone", f"{zone!r} is not a zone of {region} (e.g. {region}a)")
+    key_name, ssh_cidr = table.get("ssh_key_name"), table.get("ssh_cidr")
+    if (key_name is None) != (ssh_cidr is None):
+        raise fail("dlami.ssh_cidr", "SSH needs both ssh_key_name and ssh_cidr (Session Manager needs neither)")
+    if key_name is not None and (not isinstance(key_name, str) or not re.fullmatch(r"[\x20-\x7e]{1,255}", key_name)):
+        raise fail("dlami.ssh_key_name", f"{key_name!r} is not an EC2 key pair name")
+    if ssh_cidr is not None:
+        try:
+            source = ipaddress.ip_network(ssh_cidr)
+        except (ValueError, TypeError):
+            raise fail("dlami.ssh_cidr", f"{ssh_cidr!r} is not a CIDR (e.g. 203.0.113.7/32)") from None
+        if source.prefixlen == 0:
+            raise fail("dlami.ssh_cidr", f"{ssh_cidr} opens SSH to the whole internet; give your own network")
+    return DlamiSettings(
+        instance_type=instance_type,
+        ami_type=ami_type,
+        ami_id=ami_id,
+        volume_gb=_whole(table, "volume_gb", defaults.volume_gb, 75, 16384, "GB", fail, "dlami"),
+        idle_minutes=_whole(table, "idle_minutes", defaults.idle_minutes, 10, 1440, "minutes", fail, "dlami"),
+        idle_cpu_percent=_whole(table, "idle_cpu_percent", defaults.idle_cpu_percent, 1, 50, "percent", fail,
+                                "dlami"),
+        vpc_cidr=str(network),
+        availability_zone=zone,
+        ssh_key_name=key_name,
+        ssh_cidr=str(source) if ssh_cidr is not None else None,
+    )
+
+
 def to_toml(config: LabConfig) -> str:
     """The course file that `load_config` reads back into an equal LabConfig."""
     students = ", ".join(f'"{student}"' for student in config.students)
@@ -212,5 +293,11 @@ def to_toml(config: LabConfig) -> str:
         f'[course]\nid = "{config.course_id}"\naccount = "{config.account}"\nregion = "{config.region}"\n'
         f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n\n"
         f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
-        f"idle_minutes = {sm.idle_minutes}\n"
+        f"idle_minutes = {sm.idle_minutes}\n\n[dlami]\n"
+        + "".join(f"{f.name} = {_toml_value(getattr(config.dlami, f.name))}\n" for f in fields(DlamiSettings)
+                  if getattr(config.dlami, f.name) is not None)
     )
+
+
+def _toml_value(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value)

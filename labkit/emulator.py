@@ -25,6 +25,7 @@ from labkit import ROOT
 # moto's default account; lab.toml uses it so names derived from the account match inside the emulator.
 EMULATOR_ACCOUNT = "123456789012"
 STATE_FILE = ROOT / ".labkit" / "emulator.json"
+LOG_FILE = ROOT / ".labkit" / "emulator.log"
 
 
 def free_port() -> int:
@@ -97,12 +98,16 @@ class Emulator:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Endpoint:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.endpoint.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with LOG_FILE.open("ab") as log:
+            # The server's request log is where an emulator 500 is explained; keep it out of the terminal.
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "labkit.emulator_server", "--port", str(self.endpoint.port),
+                 "--region", self.endpoint.region],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_ready(self.endpoint)
         return self.endpoint
 

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from lab_scripts import buckets, notebook
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.inventory import Found, stack_inventory
-from labkit.cdk import ASSEMBLY, run_cdk
+from lab_scripts.network_cleanup import clean_vpc
+from labkit.cdk import ASSEMBLY, CdkError, run_cdk
 from labkit.config import LabConfig
 from labkit.emulator import EMULATOR_ACCOUNT, Endpoint
 
@@ -84,12 +85,17 @@ def _remember_lifecycle_config(ctx: _Drain, arn: str) -> None:
     ctx.result.known.append(("lifecycle config", arn.rsplit("/", 1)[-1]))
 
 
+def _remember_vpc(ctx: _Drain, vpc_id: str) -> None:
+    ctx.result.known.append(("vpc", vpc_id))
+
+
 # What must happen to each resource type, in this order, before CloudFormation may delete it: nothing of the
 # students' is lost, and nothing blocks the delete (CloudFormation cannot delete a non-empty bucket).
 DRAIN: dict[str, Callable[[_Drain, str], None]] = {
     "AWS::SageMaker::NotebookInstance": _stop_notebook,
     "AWS::S3::Bucket": _archive_bucket,
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": _remember_lifecycle_config,
+    "AWS::EC2::VPC": _remember_vpc,
 }
 
 
@@ -171,7 +177,21 @@ def destroy(
                 drain(ctx, physical_id)
 
     echo(f"deleting stacks {', '.join(config.names.stack(lab) for lab in labs)}")
-    run_cdk(["destroy", *labs, "--force"], env=target.env, config_path=config_path, allow_expired=True, echo=echo)
+    # Synthesize once; a retry after a failed delete then costs no second synthesis.
+    run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env=target.env, config_path=config_path, allow_expired=True,
+            echo=lambda line: None)
+    destroy_args = ["destroy", "--app", str(ASSEMBLY), *labs, "--force"]
+    try:
+        run_cdk(destroy_args, env=target.env, config_path=config_path, allow_expired=True, echo=echo)
+    except CdkError as exc:
+        vpcs = [name for kind, name in result.known if kind == "vpc"]
+        if not vpcs:
+            raise
+        # DELETE_FAILED on a network: clear what blocks the VPCs, then delete the stacks again.
+        echo(f"stack delete failed ({exc}); cleaning {len(vpcs)} VPCs directly and retrying")
+        for vpc_id in vpcs:
+            clean_vpc(target.clients("ec2"), vpc_id, echo=echo, wait_delay=target.wait_delay)
+        run_cdk(destroy_args, env=target.env, config_path=config_path, allow_expired=True, echo=echo)
     _delete_notebook_logs(target, config)
     result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
     return result

@@ -37,6 +37,8 @@ RULES: dict[str, NameRule] = {
         NameRule(
             "SageMaker lifecycle config", 63, re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"), "letters, digits, -"
         ),
+        NameRule("IAM instance profile", 128, re.compile(r"^[\w+=,.@-]+$"), "letters, digits, +=,.@_-"),
+        NameRule("CloudWatch alarm", 255, re.compile(r"^[\x20-\x7e]+$"), "printable ASCII"),
         NameRule("CloudFormation stack", 128, re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), "letters, digits, -"),
     )
 }
@@ -83,12 +85,22 @@ class StudentNames:
     def lifecycle_config(self) -> str:
         return f"{self.course}-{self.student}-autostop"
 
+    @property
+    def workstation(self) -> str:
+        """Name tag of the student's GPU instance (what the EC2 console shows)."""
+        return f"{self.course}-{self.student}-gpu"
+
+    @property
+    def idle_alarm(self) -> str:
+        return f"{self.course}-{self.student}-gpu-idle"
+
     def validate(self) -> None:
         """Raise AwsNameError for the first name of this student that AWS would reject."""
         check("S3 bucket", self.bucket)
         check("SageMaker notebook", self.notebook)
         check("IAM role", self.notebook_role)
         check("SageMaker lifecycle config", self.lifecycle_config)
+        check("CloudWatch alarm", self.idle_alarm)
 
 
 @dataclass(frozen=True)
@@ -106,11 +118,22 @@ class CourseNames:
         # A per-course IAM path lets audits list exactly this course's roles and users.
         return f"/labkit/{self.course}/"
 
+    @property
+    def dlami_role(self) -> str:
+        # One role for the class's GPU instances: they need the same few permissions, none per student.
+        return f"{self.course}-dlami"
+
+    @property
+    def vpc(self) -> str:
+        return f"{self.course}-lab"
+
     def student(self, student: str) -> StudentNames:
         return StudentNames(self.course, student, self.account, self.region)
 
     def validate_course(self, labs: list[str]) -> None:
         """Raise AwsNameError for the first course-level name AWS would reject."""
         check("IAM path", self.iam_path)
+        check("IAM role", self.dlami_role)
+        check("IAM instance profile", self.dlami_role)
         for lab in labs:
             check("CloudFormation stack", self.stack(lab))

@@ -26,12 +26,21 @@ def test_round_trip_leaves_nothing_and_loses_nothing(
     config, path = course
     stack = config.names.stack("LabSageMaker")
 
-    inventory = deploy(config, path, target, ["LabSageMaker"], echo=lambda line: None)[stack]
-    states = {(row.type, row.student): row.state for row in inventory}
+    deployed = deploy(config, path, target, ["LabSageMaker", "LabDLAMI"], echo=lambda line: None)
+    inventory, dlami_inventory = deployed[stack], deployed[config.names.stack("LabDLAMI")]
+    states = {(row.type, row.student): row.state for row in inventory + dlami_inventory}
     for student in config.students:
         assert states[("AWS::S3::Bucket", student)] == EXISTS
         assert states[(STACK_KIND, student)] == EXISTS
         assert states[("AWS::IAM::Role", student)] == EXISTS
+
+    for student in config.students:
+        assert states[("AWS::EC2::Instance", student)] == EXISTS
+    instances = physical_ids_by_student(target.clients, config.names.stack("LabDLAMI"), "AWS::EC2::Instance")
+    described = target.clients("ec2").describe_instances(InstanceIds=[instances["alice"]])["Reservations"][0]
+    tags = {t["Key"]: t["Value"] for t in described["Instances"][0]["Tags"]}
+    assert tags["labkit:student"] == "alice" and tags["labkit:course"] == config.course_id
+    vpcs = [row.physical_id for row in dlami_inventory if row.type == "AWS::EC2::VPC"]
 
     s3 = target.clients("s3")
     tags = s3.get_bucket_tagging(Bucket=config.names.student("bob").bucket)["TagSet"]
@@ -48,14 +57,16 @@ def test_round_trip_leaves_nothing_and_loses_nothing(
     assert "dry run: nothing changed" in capsys.readouterr().out
     assert len(physical_ids_by_student(target.clients, stack, STACK_KIND)) == 2
 
-    result = destroy(config, path, target, ["LabSageMaker"], archive_dir=tmp_path, echo=lambda line: None)
+    result = destroy(config, path, target, ["LabSageMaker", "LabDLAMI"], archive_dir=tmp_path, echo=lambda line: None)
     assert result.audit.clean, result.audit.leftovers
     assert sorted(result.stopped) == sorted(
         n.rsplit("/", 1)[-1] for n in [row.physical_id for row in inventory if row.type == STACK_KIND])
     archived = tmp_path / config.names.student("alice").bucket / "work" / "model.py"
     assert archived.read_bytes() == b"import mxnet\n"
+    assert not target.clients("ec2").describe_vpcs(Filters=[{"Name": "vpc-id", "Values": vpcs}])["Vpcs"]
     statuses = {s["StackName"]: s["StackStatus"] for s in target.clients("cloudformation").list_stacks()["StackSummaries"]}
     assert statuses[stack] == "DELETE_COMPLETE"
+    assert statuses.get(config.names.stack("LabDLAMI"), "DELETE_COMPLETE") == "DELETE_COMPLETE"
 
 
 def test_bad_course_file_creates_nothing(

@@ -49,6 +49,24 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"students": ["alice", 7]}, "students[1]"),
     ({"students": ["a" * 25]}, "students[0]"),
     ({"teachers": ["x"]}, "teachers"),
+    ({"dlami": {"instance_type": "p3.16xlarge"}}, "dlami.instance_type"),
+    ({"dlami": {"ami_type": "deep-learning-latest"}}, "dlami.ami_type"),
+    ({"dlami": {"instance_type": "p3.2xlarge", "ami_type": "base-ubuntu-22.04"}}, "dlami.ami_type"),
+    ({"dlami": {"instance_type": "g4dn.xlarge", "ami_type": "base-arm64-ubuntu-22.04"}}, "dlami.ami_type"),
+    ({"dlami": {"instance_type": "g5g.xlarge", "ami_type": "base-ubuntu-22.04"}}, "dlami.ami_type"),
+    ({"dlami": {"ami_id": "ami-xyz"}}, "dlami.ami_id"),
+    ({"dlami": {"volume_gb": 30}}, "dlami.volume_gb"),
+    ({"dlami": {"idle_minutes": 5}}, "dlami.idle_minutes"),
+    ({"dlami": {"idle_cpu_percent": 90}}, "dlami.idle_cpu_percent"),
+    ({"dlami": {"vpc_cidr": "10.0.0.0/8"}}, "dlami.vpc_cidr"),
+    ({"dlami": {"vpc_cidr": "8.8.0.0/16"}}, "dlami.vpc_cidr"),
+    ({"dlami": {"vpc_cidr": "10.42.0.0/33"}}, "dlami.vpc_cidr"),
+    ({"dlami": {"availability_zone": "eu-west-1a"}}, "dlami.availability_zone"),
+    ({"dlami": {"ssh_key_name": "teacher"}}, "dlami.ssh_cidr"),
+    ({"dlami": {"ssh_key_name": "teacher", "ssh_cidr": "0.0.0.0/0"}}, "dlami.ssh_cidr"),
+    ({"dlami": {"ssh_key_name": "teacher", "ssh_cidr": "::/0"}}, "dlami.ssh_cidr"),
+    ({"dlami": {"ssh_key_name": "teacher", "ssh_cidr": "203.0.113.300/32"}}, "dlami.ssh_cidr"),
+    ({"dlami": {"gpu": "v100"}}, "dlami.gpu"),
 ]
 
 
@@ -113,3 +131,15 @@ def test_to_toml_round_trips(tmp_path: Path) -> None:
 def test_shipped_lab_toml_is_valid() -> None:
     config = load_config(ROOT / "lab.toml", allow_expired=True)
     assert config.account == "123456789012"
+
+
+def test_p3_with_a_cuda_12_dlami_is_accepted_and_the_error_names_one() -> None:
+    config = make_config(dlami={"instance_type": "p3.2xlarge", "ami_type": "pytorch-2.7-ubuntu-22.04"})
+    assert config.dlami.instance_type == "p3.2xlarge"
+    with pytest.raises(ConfigError, match="CUDA 13 no longer supports; use a CUDA 12 DLAMI .pytorch-2.7-ubuntu-22.04."):
+        make_config(dlami={"instance_type": "p3.2xlarge"})
+
+
+def test_ssh_needs_key_and_narrow_cidr() -> None:
+    config = make_config(dlami={"ssh_key_name": "teacher", "ssh_cidr": "203.0.113.7/32"})
+    assert (config.dlami.ssh_key_name, config.dlami.ssh_cidr) == ("teacher", "203.0.113.7/32")

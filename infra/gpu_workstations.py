@@ -1,0 +1,165 @@
+"""GPU workstations running the Deep Learning AMI: one instance per student, reached through Session Manager.
+
+Class-wide parts (role, instance profile, security group) are created once; each student gets an instance
+with an encrypted root volume, IMDSv2, and an alarm that stops it when idle. The alarm uses CloudWatch's
+built-in EC2 stop action, so idle protection needs no Lambda or custom resource.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import CfnParameter, Duration, Fn, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.class_network import ClassNetwork
+from infra.nag import acknowledge
+from lab_scripts.boot_scripts import render_gpu_user_data
+from labkit.catalog import DLAMIS
+from labkit.config import DlamiSettings
+from labkit.naming import TAG_STUDENT, CourseNames
+
+# Session Manager's agent calls; none of them supports resource-level permissions.
+SESSION_MANAGER_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+]
+ALARM_PERIOD_MINUTES = 5
+
+
+@dataclass(frozen=True)
+class WorkstationProps:
+    names: CourseNames
+    students: tuple[str, ...]
+    settings: DlamiSettings
+    network: ClassNetwork
+
+
+class GpuWorkstations(Construct):
+    def __init__(self, scope: Construct, id_: str, *, props: WorkstationProps) -> None:
+        super().__init__(scope, id_)
+        settings, names = props.settings, props.names
+        ami = DLAMIS[settings.ami_type]
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=names.dlami_role,
+            path=names.iam_path,
+            description="GPU lab instances: Session Manager only",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+        )
+        policy = iam.Policy(
+            self,
+            "SessionManager",
+            statements=[iam.PolicyStatement(sid="SessionManager", actions=SESSION_MANAGER_ACTIONS, resources=["*"])],
+        )
+        policy.attach_to_role(self.role)
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Session Manager's agent actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel) do not support "
+            "resource-level permissions; this inline policy replaces the broader AmazonSSMManagedInstanceCore.",
+        )
+        self.profile = iam.CfnInstanceProfile(
+            self, "Profile", instance_profile_name=names.dlami_role, path=names.iam_path, roles=[self.role.role_name]
+        )
+
+        ingress = []
+        if settings.ssh_cidr:
+            ingress.append(ec2.CfnSecurityGroup.IngressProperty(
+                ip_protocol="tcp", from_port=22, to_port=22, cidr_ip=settings.ssh_cidr,
+                description="SSH from the instructor's network",
+            ))
+        self.security_group = ec2.CfnSecurityGroup(
+            self,
+            "SecurityGroup",
+            group_description=f"{names.course} GPU lab instances: no inbound unless SSH is configured",
+            vpc_id=props.network.vpc.ref,
+            security_group_ingress=ingress or None,
+            security_group_egress=[ec2.CfnSecurityGroup.EgressProperty(
+                ip_protocol="-1", cidr_ip="0.0.0.0/0", description="Session Manager, package mirrors, datasets",
+            )],
+        )
+
+        image_id = settings.ami_id or CfnParameter(
+            Stack.of(self),
+            "DlamiImageId",
+            type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+            default=ami.ssm_parameter,
+            description=f"Deep Learning AMI ({settings.ami_type}), resolved from AWS's public SSM parameter",
+        ).value_as_string
+        user_data = Fn.base64(render_gpu_user_data())
+        self.instances: dict[str, ec2.CfnInstance] = {}
+        for student in props.students:
+            student_scope = Construct(self, student)
+            Tags.of(student_scope).add(TAG_STUDENT, student)
+            student_names = names.student(student)
+            instance = ec2.CfnInstance(
+                student_scope,
+                "Instance",
+                image_id=image_id,
+                instance_type=settings.instance_type,
+                subnet_id=props.network.subnet.ref,
+                security_group_ids=[self.security_group.attr_group_id],
+                iam_instance_profile=self.profile.ref,
+                key_name=settings.ssh_key_name,
+                user_data=user_data,
+                monitoring=False,
+                instance_initiated_shutdown_behavior="stop",
+                # Hop limit 2 lets the Deep Learning Containers lab reach IMDSv2 from inside Docker.
+                metadata_options=ec2.CfnInstance.MetadataOptionsProperty(
+                    http_tokens="required", http_endpoint="enabled", http_put_response_hop_limit=2
+                ),
+                block_device_mappings=[ec2.CfnInstance.BlockDeviceMappingProperty(
+                    device_name=ami.root_device,
+                    ebs=ec2.CfnInstance.EbsProperty(
+                        volume_size=settings.volume_gb, volume_type="gp3", encrypted=True, delete_on_termination=True
+                    ),
+                )],
+                tags=[{"key": "Name", "value": student_names.workstation}],
+            )
+            instance.node.add_dependency(policy)
+            acknowledge(
+                instance,
+                "AwsSolutions-EC28",
+                "Detailed monitoring bills per instance; the idle alarm works on the free 5-minute metrics.",
+            )
+            acknowledge(
+                instance,
+                "AwsSolutions-EC29",
+                "Lab instances are meant to be terminated at course end (labctl destroy); termination protection "
+                "would leave billable GPUs behind.",
+            )
+            self._idle_alarm(student_scope, student_names.idle_alarm, instance, settings)
+            self.instances[student] = instance
+
+    @staticmethod
+    def _idle_alarm(scope: Construct, name: str, instance: ec2.CfnInstance, settings: DlamiSettings) -> None:
+        """Stop the instance after `idle_minutes` of low CPU (a training loop keeps at least one core busy)."""
+        alarm = cloudwatch.Alarm(
+            scope,
+            "IdleStop",
+            alarm_name=name,
+            alarm_description=f"Stops the GPU instance after {settings.idle_minutes} idle minutes",
+            metric=cloudwatch.Metric(
+                namespace="AWS/EC2",
+                metric_name="CPUUtilization",
+                dimensions_map={"InstanceId": instance.ref},
+                statistic="Maximum",
+                period=Duration.minutes(ALARM_PERIOD_MINUTES),
+            ),
+            threshold=settings.idle_cpu_percent,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=max(1, settings.idle_minutes // ALARM_PERIOD_MINUTES),
+            # A stopped instance sends no data: that must not count as idle, or the alarm would flap.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.Ec2Action(cw_actions.Ec2InstanceAction.STOP))

@@ -1,0 +1,111 @@
+"""LabDLAMI template: one class VPC, one locked-down GPU instance per student, idle stop without Lambda."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from labkit.catalog import DLAMIS
+from labkit.config import LabConfig
+from labkit.naming import TAG_COURSE, TAG_STUDENT
+from tests.conftest import make_config, new_app
+
+
+@pytest.fixture(scope="module")
+def template(templates: dict[str, Template]) -> Template:
+    return templates["LabDLAMI"]
+
+
+def dlami_template(**dlami: Any) -> Template:
+    app = new_app(make_config(dlami=dlami))
+    return Template.from_stack(app.node.find_child("LabDLAMI"))
+
+
+def test_one_vpc_per_class_and_one_instance_per_student(template: Template, config: LabConfig) -> None:
+    template.resource_count_is("AWS::EC2::VPC", 1)
+    template.resource_count_is("AWS::EC2::NatGateway", 0)
+    template.resource_count_is("AWS::EC2::Instance", len(config.students))
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(config.students))
+
+
+def test_instances_require_imdsv2_and_encrypted_volumes(template: Template) -> None:
+    template.all_resources_properties(
+        "AWS::EC2::Instance",
+        {
+            "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
+            "BlockDeviceMappings": [
+                {"DeviceName": "/dev/sda1",
+                 "Ebs": {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 100, "DeleteOnTermination": True}}
+            ],
+            "InstanceType": "g4dn.xlarge",
+            "InstanceInitiatedShutdownBehavior": "stop",
+        },
+    )
+
+
+def test_ami_comes_from_the_public_ssm_parameter(template: Template, config: LabConfig) -> None:
+    parameters = template.to_json()["Parameters"]
+    ssm = [p for p in parameters.values() if p["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"]
+    assert [p["Default"] for p in ssm] == [DLAMIS[config.dlami.ami_type].ssm_parameter]
+    template.all_resources_properties("AWS::EC2::Instance", {"ImageId": {"Ref": "DlamiImageId"}})
+
+
+def test_pinned_ami_replaces_the_lookup() -> None:
+    pinned = dlami_template(ami_id="ami-0123456789abcdef0")
+    pinned.all_resources_properties("AWS::EC2::Instance", {"ImageId": "ami-0123456789abcdef0"})
+    assert "DlamiImageId" not in pinned.to_json().get("Parameters", {})
+
+
+def test_no_inbound_by_default_and_never_from_the_world(template: Template) -> None:
+    for group in template.find_resources("AWS::EC2::SecurityGroup").values():
+        assert "SecurityGroupIngress" not in group["Properties"]
+    template.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
+    ssh = dlami_template(ssh_key_name="teacher", ssh_cidr="203.0.113.0/24")
+    ssh.has_resource_properties("AWS::EC2::SecurityGroup", {"SecurityGroupIngress": [
+        {"CidrIp": "203.0.113.0/24", "FromPort": 22, "ToPort": 22, "IpProtocol": "tcp", "Description": Match.any_value()}
+    ]})
+    ssh.all_resources_properties("AWS::EC2::Instance", {"KeyName": "teacher"})
+    assert "0.0.0.0/0" not in json.dumps(ssh.find_resources("AWS::EC2::SecurityGroup")).replace(
+        '"CidrIp": "0.0.0.0/0", "Description": "Session Manager, package mirrors, datasets"', "")
+
+
+def test_idle_alarm_stops_the_instance(template: Template, config: LabConfig) -> None:
+    periods = config.dlami.idle_minutes // 5
+    template.all_resources_properties("AWS::CloudWatch::Alarm", {
+        "MetricName": "CPUUtilization",
+        "Namespace": "AWS/EC2",
+        "ComparisonOperator": "LessThanThreshold",
+        "Threshold": config.dlami.idle_cpu_percent,
+        "EvaluationPeriods": periods,
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": [f"arn:aws:automate:{config.region}:ec2:stop"],
+        "Dimensions": [{"Name": "InstanceId", "Value": {"Ref": Match.string_like_regexp("Instance")}}],
+    })
+
+
+def test_instance_role_is_session_manager_only(template: Template) -> None:
+    for role in template.find_resources("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        actions = {a for s in policy["Properties"]["PolicyDocument"]["Statement"] for a in s["Action"]}
+        assert actions <= {"ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel",
+                           "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
+                           "ssmmessages:OpenDataChannel"}
+
+
+def test_instances_carry_course_student_and_name_tags(template: Template, config: LabConfig) -> None:
+    names = set()
+    for resource in template.find_resources("AWS::EC2::Instance").values():
+        tags = {t["Key"]: t["Value"] for t in resource["Properties"]["Tags"]}
+        assert tags[TAG_COURSE] == config.course_id
+        assert tags["Name"] == config.names.student(tags[TAG_STUDENT]).workstation
+        names.add(tags[TAG_STUDENT])
+    assert names == set(config.students)
+
+
+def test_network_needs_no_custom_resource(template: Template) -> None:
+    kinds = {r["Type"] for r in template.to_json()["Resources"].values()}
+    assert not any(k.startswith("Custom::") or k == "AWS::Lambda::Function" for k in kinds)
