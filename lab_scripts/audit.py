@@ -17,6 +17,7 @@ from labkit.naming import TAG_COURSE
 ClientFactory = Callable[[str], Any]
 
 NOTEBOOK_LOG_GROUP = "/aws/sagemaker/NotebookInstances"
+LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,24 @@ def audit_course(
                 Leftover("logs", "log stream", f"{NOTEBOOK_LOG_GROUP}:{stream['logStreamName']}", True)
             )
 
+    def functions() -> None:
+        for fn in _pages(clients("lambda"), "list_functions", "Functions"):
+            if fn["FunctionName"].startswith(prefix):
+                report.leftovers.append(Leftover("lambda", "function", fn["FunctionName"], False, "bills per invoke"))
+
+    def queues() -> None:
+        for url in _pages(clients("sqs"), "list_queues", "QueueUrls", QueueNamePrefix=prefix):
+            report.leftovers.append(Leftover("sqs", "queue", url.rsplit("/", 1)[-1], False, url))
+
+    def function_log_groups() -> None:
+        # Lambda's default group names, which is also what the LabRekognition stack names its own group.
+        for group in _pages(clients("logs"), "describe_log_groups", "logGroups",
+                            logGroupNamePrefix=f"{LAMBDA_LOG_GROUP_PREFIX}{prefix}"):
+            stored = int(group.get("storedBytes", 0))
+            report.leftovers.append(
+                Leftover("logs", "log group", group["logGroupName"], stored > 0, f"{stored} bytes stored")
+            )
+
     def tagged() -> None:
         seen = {item.name for item in report.leftovers}
         for resource in _pages(clients("resourcegroupstaggingapi"), "get_resources", "ResourceTagMappingList",
@@ -159,6 +178,9 @@ def audit_course(
     check("SageMaker lifecycle configs", lifecycle_configs)
     check("IAM roles and users", iam_principals)
     check("notebook log streams", log_streams)
+    check("Lambda functions", functions)
+    check("SQS queues", queues)
+    check("Lambda log groups", function_log_groups)
     check("tagged resources", tagged)
     check("resources seen at deploy", known_names)
     return report

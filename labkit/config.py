@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
 from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
 
-LABS = ["LabSageMaker"]
+LABS = ["LabSageMaker", "LabRekognition"]
 
 REGIONS = frozenset(
     "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
@@ -67,6 +69,8 @@ class LabConfig:
     budget_usd: float
     students: tuple[str, ...]
     sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
+    # The Lambda function's own settings type, so lab.toml and the function cannot drift apart.
+    rekognition: Analysis = field(default_factory=Analysis)
 
     @property
     def names(self) -> CourseNames:
@@ -76,7 +80,8 @@ class LabConfig:
 _SCHEMA: dict[str, set[str]] = {
     "course": {"id", "account", "region", "expires", "budget_usd"},
     "sagemaker": {"instance_type", "volume_gb", "idle_minutes"},
-    "": {"course", "sagemaker", "students"},
+    "rekognition": {"features", "min_confidence", "max_labels"},
+    "": {"course", "sagemaker", "rekognition", "students"},
 }
 
 
@@ -169,6 +174,8 @@ def parse_config(
     if not isinstance(idle, int) or isinstance(idle, bool) or not 5 <= idle <= 24 * 60:
         raise fail("sagemaker.idle_minutes", f"{idle!r} must be whole minutes between 5 and 1440")
 
+    rekognition = _rekognition(raw.get("rekognition", {}), fail)
+
     students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
         raise fail("students", "must be a non-empty list of student ids")
@@ -189,6 +196,7 @@ def parse_config(
         budget_usd=budget,
         students=tuple(students_raw),
         sagemaker=SageMakerSettings(instance_type=instance_type, volume_gb=volume_gb, idle_minutes=idle),
+        rekognition=rekognition,
     )
     names = config.names
     try:
@@ -200,17 +208,41 @@ def parse_config(
             names.student(student).validate()
         except AwsNameError as exc:
             raise fail(f"students[{index}]", f"{exc} (shorten the course or student id)") from None
+        if names.student(student).bucket == names.rekognition.bucket:
+            raise fail(f"students[{index}]", f"'{student}' is reserved: LabRekognition's upload bucket uses it")
     return config
+
+
+def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> Analysis:
+    defaults = Analysis()
+    features = section.get("features", list(defaults.features))
+    if not isinstance(features, list) or not features:
+        raise fail("rekognition.features", f"{features!r} must be a non-empty list (choose from {', '.join(FEATURES)})")
+    for index, feature in enumerate(features):
+        if feature not in FEATURES:
+            raise fail(f"rekognition.features[{index}]", f"{feature!r} is not one of {', '.join(FEATURES)}")
+        if feature in features[:index]:
+            raise fail(f"rekognition.features[{index}]", f"'{feature}' is listed twice")
+    confidence = section.get("min_confidence", defaults.min_confidence)
+    if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or not 0 <= confidence <= 100:
+        raise fail("rekognition.min_confidence", f"{confidence!r} must be a percentage between 0 and 100")
+    max_labels = section.get("max_labels", defaults.max_labels)
+    if not isinstance(max_labels, int) or isinstance(max_labels, bool) or not 1 <= max_labels <= 1000:
+        raise fail("rekognition.max_labels", f"{max_labels!r} must be a whole number between 1 and 1000")
+    return Analysis(tuple(features), float(confidence), max_labels)
 
 
 def to_toml(config: LabConfig) -> str:
     """The course file that `load_config` reads back into an equal LabConfig."""
     students = ", ".join(f'"{student}"' for student in config.students)
     sm = config.sagemaker
+    features = ", ".join(f'"{name}"' for name in config.rekognition.features)
     return (
         f"students = [{students}]\n\n"
         f'[course]\nid = "{config.course_id}"\naccount = "{config.account}"\nregion = "{config.region}"\n'
         f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n\n"
         f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
-        f"idle_minutes = {sm.idle_minutes}\n"
+        f"idle_minutes = {sm.idle_minutes}\n\n"
+        f"[rekognition]\nfeatures = [{features}]\n"
+        f"min_confidence = {config.rekognition.min_confidence}\nmax_labels = {config.rekognition.max_labels}\n"
     )
