@@ -58,12 +58,6 @@ class ImageLabeler(Construct):
             retention_period=Duration.days(14),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter queue of the labelling function: it holds the S3 events that "
-            "failed after Lambda's retries, and nothing consumes it that could fail in turn.",
-        )
         # Created here, not by Lambda at first invoke: otherwise /aws/lambda/<fn> lives outside the stack,
         # never expires and survives `destroy`.
         self.log_group = logs.LogGroup(

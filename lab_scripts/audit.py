@@ -142,11 +142,14 @@ def audit_course(
 
     def function_log_groups() -> None:
         # Lambda's default group names, which is also what the LabRekognition stack names its own group.
-        for group in _pages(clients("logs"), "describe_log_groups", "logGroups",
+        logs = clients("logs")
+        for group in _pages(logs, "describe_log_groups", "logGroups",
                             logGroupNamePrefix=f"{LAMBDA_LOG_GROUP_PREFIX}{prefix}"):
-            stored = int(group.get("storedBytes", 0))
+            name = group["logGroupName"]
+            # storedBytes lags by hours (and is always 0 in the emulator); any stream means stored, billed logs.
+            holds_logs = bool(logs.describe_log_streams(logGroupName=name, limit=1)["logStreams"])
             report.leftovers.append(
-                Leftover("logs", "log group", group["logGroupName"], stored > 0, f"{stored} bytes stored")
+                Leftover("logs", "log group", name, holds_logs, "holds log streams" if holds_logs else "empty")
             )
 
     def tagged() -> None:

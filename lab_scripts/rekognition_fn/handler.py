@@ -295,7 +295,7 @@ def _runtime() -> tuple[Settings, Any, Any]:
     from botocore.config import Config
 
     # botocore's standard mode retries throttling and 5xx with backoff before with_backoff sees an error.
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30)
+    config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=5, read_timeout=30)
     return Settings.from_env(), boto3.client("s3", config=config), boto3.client("rekognition", config=config)
 
 
