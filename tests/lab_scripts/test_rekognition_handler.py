@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -245,3 +248,19 @@ def test_lambda_entry_point_reads_its_environment_and_uses_standard_retries(
         assert s3_client.meta.config.retries["mode"] == "standard"
     finally:
         handler._runtime.cache_clear()
+
+
+def test_the_lambda_asset_needs_only_the_stdlib_and_boto3() -> None:
+    """The folder is deployed on its own: a labkit or CDK import, or a relative one, would fail in Lambda."""
+    for path in Path(handler.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0 and node.module, f"{path.name}: relative import"
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                assert top in sys.stdlib_module_names or top in {"boto3", "botocore"}, f"{path.name}: {module}"
