@@ -62,7 +62,7 @@ def read_image(path: Path, limit: int = MAX_IMAGE_BYTES) -> bytes:
     return data
 
 
-def image_for(source: str, s3: Any) -> dict[str, Any]:
+def image_for(source: str, clients: ClientFactory) -> dict[str, Any]:
     """Rekognition's Image parameter: bytes for a local file (5 MB), an S3Object for s3:// (15 MB)."""
     if not source.startswith("s3://"):
         return {"Bytes": read_image(Path(source))}
@@ -70,7 +70,7 @@ def image_for(source: str, s3: Any) -> dict[str, Any]:
     if not is_image_key(key):
         raise RekognitionError(f"{source}: not a {'/'.join(IMAGE_SUFFIXES)} object")
     try:
-        size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        size = clients("s3").head_object(Bucket=bucket, Key=key)["ContentLength"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
             raise RekognitionError(f"{source} does not exist") from None
@@ -89,12 +89,17 @@ def s3_put_event(bucket: str, key: str, etag: str, size: int) -> dict[str, Any]:
     }]}
 
 
-def upload(s3: Any, bucket: str, path: Path, *, name: str | None = None) -> tuple[str, str, int]:
-    """Put a local image under uploads/; returns (key, ETag, size). Only image suffixes trigger the function."""
+def upload_body(path: Path, name: str | None = None) -> tuple[str, bytes]:
+    """The key under uploads/ and the bytes of a local image, refused when the function would never see it."""
     key = f"{UPLOADS_PREFIX}{name or path.name}"
     if not is_image_key(key):
         raise RekognitionError(f"{key}: only {'/'.join(IMAGE_SUFFIXES)} keys trigger the labelling function")
-    data = read_image(path, MAX_S3_OBJECT_BYTES)
+    return key, read_image(path, MAX_S3_OBJECT_BYTES)
+
+
+def upload(s3: Any, bucket: str, path: Path, *, name: str | None = None) -> tuple[str, str, int]:
+    """Put a local image under uploads/; returns (key, ETag, size)."""
+    key, data = upload_body(path, name)
     etag = s3.put_object(Bucket=bucket, Key=key, Body=data)["ETag"]
     return key, str(etag).strip('"'), len(data)
 
@@ -196,11 +201,14 @@ def main(argv: list[str] | None = None, clients: ClientFactory | None = None) ->
             Path(args.path).write_bytes(sample_images.sample(args.path))
             print(f"wrote {args.path}")
             return 0
-        s3 = clients("s3")
+        # Input is checked before any client exists, so bad input fails the same with or without credentials.
         if args.command == "detect":
-            result = analyze(clients("rekognition"), image_for(args.image, s3), _analysis(args))
+            analysis, image = _analysis(args), image_for(args.image, clients)
+            result = analyze(clients("rekognition"), image, analysis)
         else:
-            key, etag, _ = upload(s3, args.bucket, Path(args.image), name=args.name)
+            key, data = upload_body(Path(args.image), args.name)
+            s3 = clients("s3")
+            etag = str(s3.put_object(Bucket=args.bucket, Key=key, Body=data)["ETag"]).strip('"')
             print(f"uploaded s3://{args.bucket}/{key}", file=sys.stderr)
             result = wait_for_result(
                 s3, args.bucket, result_key(Settings(), key, etag), timeout=args.timeout, interval=args.interval,

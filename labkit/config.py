@@ -214,12 +214,13 @@ def parse_config(
 
 
 def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> Analysis:
+    """The [rekognition] table, checked here so errors name lab.toml's fields rather than the function's."""
     defaults = Analysis()
     features = section.get("features", list(defaults.features))
     if not isinstance(features, list) or not features:
         raise fail("rekognition.features", f"{features!r} must be a non-empty list (choose from {', '.join(FEATURES)})")
     for index, feature in enumerate(features):
-        if feature not in FEATURES:
+        if not isinstance(feature, str) or feature not in FEATURES:
             raise fail(f"rekognition.features[{index}]", f"{feature!r} is not one of {', '.join(FEATURES)}")
         if feature in features[:index]:
             raise fail(f"rekognition.features[{index}]", f"'{feature}' is listed twice")

@@ -53,6 +53,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"rekognition": {"features": "labels"}}, "rekognition.features"),
     ({"rekognition": {"features": ["labels", "celebrities"]}}, "rekognition.features[1]"),
     ({"rekognition": {"features": ["text", "text"]}}, "rekognition.features[1]"),
+    ({"rekognition": {"features": [["labels"]]}}, "rekognition.features[0]"),
     ({"rekognition": {"min_confidence": 101}}, "rekognition.min_confidence"),
     ({"rekognition": {"min_confidence": "70"}}, "rekognition.min_confidence"),
     ({"rekognition": {"max_labels": 0}}, "rekognition.max_labels"),
