@@ -17,6 +17,7 @@ from labkit.naming import TAG_COURSE
 ClientFactory = Callable[[str], Any]
 
 NOTEBOOK_LOG_GROUP = "/aws/sagemaker/NotebookInstances"
+LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,27 @@ def audit_course(
         for vpc in ec2.describe_vpcs(Filters=tagged_course)["Vpcs"]:
             report.leftovers.append(Leftover("ec2", "vpc", vpc["VpcId"], False))
 
+    def functions() -> None:
+        for fn in _pages(clients("lambda"), "list_functions", "Functions"):
+            if fn["FunctionName"].startswith(prefix):
+                report.leftovers.append(Leftover("lambda", "function", fn["FunctionName"], False, "bills per invoke"))
+
+    def queues() -> None:
+        for url in _pages(clients("sqs"), "list_queues", "QueueUrls", QueueNamePrefix=prefix):
+            report.leftovers.append(Leftover("sqs", "queue", url.rsplit("/", 1)[-1], False, url))
+
+    def function_log_groups() -> None:
+        # Lambda's default group names, which is also what the LabRekognition stack names its own group.
+        logs = clients("logs")
+        for group in _pages(logs, "describe_log_groups", "logGroups",
+                            logGroupNamePrefix=f"{LAMBDA_LOG_GROUP_PREFIX}{prefix}"):
+            name = group["logGroupName"]
+            # storedBytes lags by hours (and is always 0 in the emulator); any stream means stored, billed logs.
+            holds_logs = bool(logs.describe_log_streams(logGroupName=name, limit=1)["logStreams"])
+            report.leftovers.append(
+                Leftover("logs", "log group", name, holds_logs, "holds log streams" if holds_logs else "empty")
+            )
+
     def tagged() -> None:
         """Anything else carrying the course tag; EC2 is checked above by state, which tagging cannot see."""
         seen = {item.name for item in report.leftovers}
@@ -179,6 +201,9 @@ def audit_course(
     check("IAM roles and users", iam_principals)
     check("notebook log streams", log_streams)
     check("EC2 instances, volumes, snapshots, VPCs", ec2_resources)
+    check("Lambda functions", functions)
+    check("SQS queues", queues)
+    check("Lambda log groups", function_log_groups)
     check("tagged resources", tagged)
     check("resources seen at deploy", known_names)
     return report

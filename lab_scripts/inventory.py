@@ -37,10 +37,16 @@ class _Ctx:
     physical: dict[str, str]
 
     def ref(self, value: Any) -> str:
-        """The physical id behind a template {'Ref': logical} value."""
+        """The physical id behind a template {'Ref': logical} or {'Fn::GetAtt': [logical, ...]} value."""
         if isinstance(value, dict) and "Ref" in value:
             return self.physical.get(value["Ref"], "")
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            return self.physical.get(value["Fn::GetAtt"][0], "")
         return str(value)
+
+
+class NotFound(Exception):
+    """A probe's service answered, and the resource is not there (for APIs that list rather than fail)."""
 
 
 def _name_from_arn(physical_id: str) -> str:
@@ -57,7 +63,15 @@ def _bucket(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str,
     s3.head_bucket(Bucket=pid)
     versioning = s3.get_bucket_versioning(Bucket=pid).get("Status", "Disabled")
     wanted = props.get("VersioningConfiguration", {}).get("Status")
-    return f"versioning {versioning}", ("VersioningConfiguration",) if wanted and wanted != versioning else ()
+    ignored: tuple[str, ...] = ("VersioningConfiguration",) if wanted and wanted != versioning else ()
+    detail = f"versioning {versioning}"
+    triggers = props.get("NotificationConfiguration", {}).get("LambdaConfigurations", [])
+    if triggers:
+        # The emulator accepts the property and configures nothing: the trigger would silently never fire.
+        actual = s3.get_bucket_notification_configuration(Bucket=pid).get("LambdaFunctionConfigurations", [])
+        detail += f", {len(actual)} of {len(triggers)} Lambda triggers"
+        ignored += ("NotificationConfiguration",) if len(actual) != len(triggers) else ()
+    return detail, ignored
 
 
 def _bucket_policy(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -127,6 +141,64 @@ def _ec2_describe(operation: str, key: str, id_param: str) -> Callable[[_Ctx, st
     return probe
 
 
+def _function(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    info = ctx.clients("lambda").get_function(FunctionName=pid)
+    config = info["Configuration"]
+    ignored = _ignored(props, config, ("Runtime", "Handler", "Timeout", "MemorySize"))
+    expected = {
+        "Architectures": props.get("Architectures", ["x86_64"]) == config.get("Architectures"),
+        "DeadLetterConfig": not props.get("DeadLetterConfig") or bool(config.get("DeadLetterConfig")),
+        "LoggingConfig": not props.get("LoggingConfig")
+        or config.get("LoggingConfig", {}).get("LogGroup") == ctx.ref(props["LoggingConfig"].get("LogGroup")),
+        "Environment": props.get("Environment", {}).get("Variables", {})
+        == config.get("Environment", {}).get("Variables", {}),
+        "Tags": not props.get("Tags") or bool(info.get("Tags")),
+    }
+    ignored += tuple(name for name, ok in expected.items() if not ok)
+    return f"{config['Runtime']}, {config['MemorySize']} MB, {config.get('State', 'state unknown')}", ignored
+
+
+def _permission(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """Found in the function's resource policy: the emulator creates it without a physical id."""
+    function = ctx.ref(props.get("FunctionName"))
+    policy = json.loads(ctx.clients("lambda").get_policy(FunctionName=function)["Policy"])
+    for statement in policy.get("Statement", []):
+        source = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
+        if statement.get("Principal", {}).get("Service") == props.get("Principal") and source == props.get("SourceArn"):
+            return f"{props.get('Principal')} may invoke {function}", ()
+    raise NotFound(f"no statement for {props.get('Principal')} in the policy of {function}")
+
+
+def _queue(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    attrs = ctx.clients("sqs").get_queue_attributes(QueueUrl=pid, AttributeNames=["All"])["Attributes"]
+    ignored = tuple(
+        name for name in ("SqsManagedSseEnabled", "MessageRetentionPeriod")
+        if name in props and str(props[name]).lower() != str(attrs.get(name, "")).lower()
+    )
+    sse = "SSE" if attrs.get("SqsManagedSseEnabled") == "true" or attrs.get("KmsMasterKeyId") else "unencrypted"
+    return f"{sse}, {attrs.get('ApproximateNumberOfMessages', '?')} messages", ignored
+
+
+def _queue_policy(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    sqs = ctx.clients("sqs")
+    for queue in props.get("Queues", []):
+        if "Policy" not in sqs.get_queue_attributes(QueueUrl=ctx.ref(queue), AttributeNames=["Policy"]).get(
+            "Attributes", {}
+        ):
+            raise NotFound(f"queue {ctx.ref(queue)} has no policy")
+    return "", ()
+
+
+def _log_group(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    groups = ctx.clients("logs").describe_log_groups(logGroupNamePrefix=pid)["logGroups"]
+    group = next((g for g in groups if g["logGroupName"] == pid), None)
+    if group is None:
+        raise NotFound(f"no log group {pid}")
+    retention = group.get("retentionInDays")
+    ignored = ("RetentionInDays",) if props.get("RetentionInDays") != retention else ()
+    return f"retention {retention or 'never expires'} days, {group.get('storedBytes', 0)} bytes", ignored
+
+
 PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ...]]]] = {
     "AWS::EC2::Instance": _instance,
     "AWS::EC2::VPC": _ec2_describe("describe_vpcs", "Vpcs", "VpcIds"),
@@ -143,12 +215,20 @@ PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ..
     "AWS::IAM::Policy": _policy,
     "AWS::SageMaker::NotebookInstance": _notebook,
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": _lifecycle,
+    "AWS::Lambda::Function": _function,
+    "AWS::Lambda::Permission": _permission,
+    "AWS::SQS::Queue": _queue,
+    "AWS::SQS::QueuePolicy": _queue_policy,
+    "AWS::Logs::LogGroup": _log_group,
 }
+# Types whose probe finds the resource from its properties, because the emulator gives it no physical id.
+_BY_PROPERTIES = {"AWS::Lambda::Permission"}
 
 _NOT_FOUND = {
     "InvalidInstanceID.NotFound", "InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
-    "InvalidInternetGatewayID.NotFound", "InvalidRouteTableID.NotFound", "NoSuchBucket", "404", "NoSuchBucketPolicy", "NoSuchEntity", "ValidationException", "ResourceNotFound",
-    "ResourceNotFoundException",
+    "InvalidInternetGatewayID.NotFound", "InvalidRouteTableID.NotFound",
+    "NoSuchBucket", "404", "NoSuchBucketPolicy", "NoSuchEntity", "ValidationException", "ResourceNotFound",
+    "ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
 }
 
 
@@ -202,7 +282,7 @@ def stack_inventory(clients: ClientFactory, stack_name: str, template: dict[str,
         if kind == "AWS::CDK::Metadata":
             continue
         pid, student = physical.get(logical_id, ""), _student(resource)
-        if not pid:
+        if not pid and kind not in _BY_PROPERTIES:
             found.append(Found(logical_id, kind, "", student, SKIPPED, "CloudFormation created nothing for it"))
             continue
         probe = PROBES.get(kind)
@@ -216,6 +296,9 @@ def stack_inventory(clients: ClientFactory, stack_name: str, template: dict[str,
             if code not in _NOT_FOUND:
                 raise
             found.append(Found(logical_id, kind, pid, student, MISSING, f"service says {code}"))
+            continue
+        except NotFound as exc:
+            found.append(Found(logical_id, kind, pid, student, MISSING, str(exc)))
             continue
         found.append(Found(logical_id, kind, pid, student, EXISTS, detail, ignored))
     return found

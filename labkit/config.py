@@ -7,18 +7,19 @@ not in a debugger.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import tomllib
-import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
+from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
 from labkit.catalog import DLAMIS, INSTANCES, incompatibility
 from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
 
-LABS = ["LabSageMaker", "LabDLAMI"]
+LABS = ["LabSageMaker", "LabDLAMI", "LabRekognition"]
 
 REGIONS = frozenset(
     "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
@@ -87,6 +88,8 @@ class LabConfig:
     students: tuple[str, ...]
     sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
     dlami: DlamiSettings = field(default_factory=DlamiSettings)
+    # The Lambda function's own settings type, so lab.toml and the function cannot drift apart.
+    rekognition: Analysis = field(default_factory=Analysis)
 
     @property
     def names(self) -> CourseNames:
@@ -97,7 +100,8 @@ _SCHEMA: dict[str, set[str]] = {
     "course": {"id", "account", "region", "expires", "budget_usd"},
     "sagemaker": {"instance_type", "volume_gb", "idle_minutes"},
     "dlami": {f.name for f in fields(DlamiSettings)},
-    "": {"course", "sagemaker", "dlami", "students"},
+    "rekognition": {"features", "min_confidence", "max_labels"},
+    "": {"course", "sagemaker", "dlami", "rekognition", "students"},
 }
 
 
@@ -190,6 +194,8 @@ def parse_config(
     if not isinstance(idle, int) or isinstance(idle, bool) or not 5 <= idle <= 24 * 60:
         raise fail("sagemaker.idle_minutes", f"{idle!r} must be whole minutes between 5 and 1440")
 
+    rekognition = _rekognition(raw.get("rekognition", {}), fail)
+
     students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
         raise fail("students", "must be a non-empty list of student ids")
@@ -211,6 +217,7 @@ def parse_config(
         students=tuple(students_raw),
         sagemaker=SageMakerSettings(instance_type=instance_type, volume_gb=volume_gb, idle_minutes=idle),
         dlami=_parse_dlami(raw.get("dlami", {}), region, fail),
+        rekognition=rekognition,
     )
     names = config.names
     try:
@@ -222,6 +229,8 @@ def parse_config(
             names.student(student).validate()
         except AwsNameError as exc:
             raise fail(f"students[{index}]", f"{exc} (shorten the course or student id)") from None
+        if names.student(student).bucket == names.rekognition.bucket:
+            raise fail(f"students[{index}]", f"'{student}' is reserved: LabRekognition's upload bucket uses it")
     return config
 
 
@@ -282,18 +291,39 @@ def _parse_dlami(table: dict[str, Any], region: str, fail: Callable[[str, str], 
         ssh_key_name=key_name,
         ssh_cidr=str(source) if ssh_cidr is not None else None,
     )
+def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> Analysis:
+    """The [rekognition] table, checked here so errors name lab.toml's fields rather than the function's."""
+    defaults = Analysis()
+    features = section.get("features", list(defaults.features))
+    if not isinstance(features, list) or not features:
+        raise fail("rekognition.features", f"{features!r} must be a non-empty list (choose from {', '.join(FEATURES)})")
+    for index, feature in enumerate(features):
+        if not isinstance(feature, str) or feature not in FEATURES:
+            raise fail(f"rekognition.features[{index}]", f"{feature!r} is not one of {', '.join(FEATURES)}")
+        if feature in features[:index]:
+            raise fail(f"rekognition.features[{index}]", f"'{feature}' is listed twice")
+    confidence = section.get("min_confidence", defaults.min_confidence)
+    if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or not 0 <= confidence <= 100:
+        raise fail("rekognition.min_confidence", f"{confidence!r} must be a percentage between 0 and 100")
+    max_labels = section.get("max_labels", defaults.max_labels)
+    if not isinstance(max_labels, int) or isinstance(max_labels, bool) or not 1 <= max_labels <= 1000:
+        raise fail("rekognition.max_labels", f"{max_labels!r} must be a whole number between 1 and 1000")
+    return Analysis(tuple(features), float(confidence), max_labels)
 
 
 def to_toml(config: LabConfig) -> str:
     """The course file that `load_config` reads back into an equal LabConfig."""
     students = ", ".join(f'"{student}"' for student in config.students)
     sm = config.sagemaker
+    features = ", ".join(f'"{name}"' for name in config.rekognition.features)
     return (
         f"students = [{students}]\n\n"
         f'[course]\nid = "{config.course_id}"\naccount = "{config.account}"\nregion = "{config.region}"\n'
         f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n\n"
         f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
-        f"idle_minutes = {sm.idle_minutes}\n\n[dlami]\n"
+        f"idle_minutes = {sm.idle_minutes}\n\n"
+        f"[rekognition]\nfeatures = [{features}]\n"
+        f"min_confidence = {config.rekognition.min_confidence}\nmax_labels = {config.rekognition.max_labels}\n\n[dlami]\n"
         + "".join(f"{f.name} = {_toml_value(getattr(config.dlami, f.name))}\n" for f in fields(DlamiSettings)
                   if getattr(config.dlami, f.name) is not None)
     )

@@ -81,6 +81,16 @@ def _archive_bucket(ctx: _Drain, bucket: str) -> None:
     ctx.echo(f"s3://{bucket}: archived {archived.files} files ({archived.bytes} bytes){where}, emptied")
 
 
+def _report_failed_events(ctx: _Drain, queue_url: str) -> None:
+    """A dead-letter queue is deleted with its stack; say how many failed events go with it."""
+    attributes = ctx.target.clients("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
+    if waiting:
+        ctx.echo(f"{queue_url.rsplit('/', 1)[-1]}: {waiting} failed events are deleted with the queue")
+
+
 def _remember_lifecycle_config(ctx: _Drain, arn: str) -> None:
     ctx.result.known.append(("lifecycle config", arn.rsplit("/", 1)[-1]))
 
@@ -94,6 +104,7 @@ def _remember_vpc(ctx: _Drain, vpc_id: str) -> None:
 DRAIN: dict[str, Callable[[_Drain, str], None]] = {
     "AWS::SageMaker::NotebookInstance": _stop_notebook,
     "AWS::S3::Bucket": _archive_bucket,
+    "AWS::SQS::Queue": _report_failed_events,
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": _remember_lifecycle_config,
     "AWS::EC2::VPC": _remember_vpc,
 }

@@ -40,6 +40,9 @@ RULES: dict[str, NameRule] = {
         NameRule("IAM instance profile", 128, re.compile(r"^[\w+=,.@-]+$"), "letters, digits, +=,.@_-"),
         NameRule("CloudWatch alarm", 255, re.compile(r"^[\x20-\x7e]+$"), "printable ASCII"),
         NameRule("CloudFormation stack", 128, re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), "letters, digits, -"),
+        NameRule("Lambda function", 64, re.compile(r"^[a-zA-Z0-9_-]+$"), "letters, digits, -_"),
+        NameRule("SQS queue", 80, re.compile(r"^[a-zA-Z0-9_-]+$"), "letters, digits, -_"),
+        NameRule("CloudWatch log group", 512, re.compile(r"^[\w./#-]+$"), "letters, digits, _-./#"),
     )
 }
 
@@ -104,6 +107,44 @@ class StudentNames:
 
 
 @dataclass(frozen=True)
+class RekognitionNames:
+    """LabRekognition exists once per class, so its names carry the course, not a student."""
+
+    course: str
+    account: str
+    region: str
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.course}-rekognition-{self.account}-{self.region}"
+
+    @property
+    def function(self) -> str:
+        return f"{self.course}-rekognition-labels"
+
+    @property
+    def role(self) -> str:
+        return f"{self.course}-rekognition-labels"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.course}-rekognition-failed"
+
+    @property
+    def log_group(self) -> str:
+        # Lambda's default group name: if the function's LoggingConfig were ignored, its logs still land here.
+        return f"/aws/lambda/{self.function}"
+
+    def validate(self) -> None:
+        """Raise AwsNameError for the first LabRekognition name AWS would reject."""
+        check("S3 bucket", self.bucket)
+        check("Lambda function", self.function)
+        check("IAM role", self.role)
+        check("SQS queue", self.dead_letter_queue)
+        check("CloudWatch log group", self.log_group)
+
+
+@dataclass(frozen=True)
 class CourseNames:
     course: str
     account: str
@@ -130,6 +171,10 @@ class CourseNames:
     def student(self, student: str) -> StudentNames:
         return StudentNames(self.course, student, self.account, self.region)
 
+    @property
+    def rekognition(self) -> RekognitionNames:
+        return RekognitionNames(self.course, self.account, self.region)
+
     def validate_course(self, labs: list[str]) -> None:
         """Raise AwsNameError for the first course-level name AWS would reject."""
         check("IAM path", self.iam_path)
@@ -137,3 +182,5 @@ class CourseNames:
         check("IAM instance profile", self.dlami_role)
         for lab in labs:
             check("CloudFormation stack", self.stack(lab))
+        if "LabRekognition" in labs:
+            self.rekognition.validate()

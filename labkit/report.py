@@ -18,9 +18,11 @@ def inventory_table(stack_name: str, found: list[Found]) -> Table:
         detail = row.detail
         if row.ignored:
             detail += f" [yellow](emulator ignored: {', '.join(row.ignored)})[/]"
-        # ARNs are long and their prefix is the same for every row; the name after the last "/" identifies it.
-        table.add_row(row.student, row.type.removeprefix("AWS::"), row.physical_id.rsplit("/", 1)[-1], state,
-                      detail.strip())
+        # ARNs and URLs are long and their prefix is the same for every row; the name after the last "/"
+        # identifies them. Other ids (log group names contain "/") are shown whole.
+        pid = row.physical_id
+        short = pid.rsplit("/", 1)[-1] if pid.startswith(("arn:", "https://", "http://")) else pid
+        table.add_row(row.student, row.type.removeprefix("AWS::"), short, state, detail.strip())
     return table
 
 

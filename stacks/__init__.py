@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, Environment, Tags, Validations
+from collections.abc import Callable
+
+from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from labkit.config import LabConfig
+from labkit.config import LABS, LabConfig
 from labkit.naming import TAG_COURSE, TAG_MANAGED_BY
 from stacks.dlami_stack import LabDlamiStack
+from stacks.rekognition_stack import LabRekognitionStack
 from stacks.sagemaker_stack import LabSageMakerStack
+
+
+# Lab name (the construct id users pass to `cdk deploy`) -> its stack class, and what it holds in words.
+STACKS: dict[str, tuple[Callable[..., Stack], str]] = {
+    "LabSageMaker": (LabSageMakerStack, "SageMaker notebooks"),
+    "LabDLAMI": (LabDlamiStack, "GPU workstations with the Deep Learning AMI"),
+    "LabRekognition": (LabRekognitionStack, "S3 uploads labelled by Rekognition"),
+}
 
 
 def build_app(app: App, config: LabConfig, *, nag: bool = True) -> App:
     """Add every lab stack of `config` to `app`; the construct id is the lab name users pass to `cdk deploy`."""
     env = Environment(account=config.account, region=config.region)
     names = config.names
-    LabSageMakerStack(
-        app,
-        "LabSageMaker",
-        config=config,
-        env=env,
-        stack_name=names.stack("LabSageMaker"),
-        description=f"labkit {config.course_id}: SageMaker notebooks (expires {config.expires})",
-    )
-    LabDlamiStack(
-        app,
-        "LabDLAMI",
-        config=config,
-        env=env,
-        stack_name=names.stack("LabDLAMI"),
-        description=f"labkit {config.course_id}: GPU workstations with the Deep Learning AMI (expires {config.expires})",
-    )
+    for lab in LABS:
+        stack_class, holds = STACKS[lab]
+        stack_class(
+            app,
+            lab,
+            config=config,
+            env=env,
+            stack_name=names.stack(lab),
+            description=f"labkit {config.course_id}: {holds} (expires {config.expires})",
+        )
     Tags.of(app).add(TAG_COURSE, config.course_id)
     Tags.of(app).add(TAG_MANAGED_BY, "labkit")
     if nag:

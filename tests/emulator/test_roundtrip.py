@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lab_scripts import notebook
+from lab_scripts import notebook, rekognition, sample_images
 from lab_scripts.inventory import EXISTS, physical_ids_by_student
 from labkit import cli
 from labkit.config import LabConfig
@@ -67,6 +67,42 @@ def test_round_trip_leaves_nothing_and_loses_nothing(
     statuses = {s["StackName"]: s["StackStatus"] for s in target.clients("cloudformation").list_stacks()["StackSummaries"]}
     assert statuses[stack] == "DELETE_COMPLETE"
     assert statuses.get(config.names.stack("LabDLAMI"), "DELETE_COMPLETE") == "DELETE_COMPLETE"
+
+
+def test_image_labels_round_trip_leaves_nothing(
+    target: Target, course: tuple[LabConfig, Path], tmp_path: Path
+) -> None:
+    config, path = course
+    names = config.names.rekognition
+    deployed = deploy(config, path, target, ["LabRekognition"], echo=lambda line: None)
+    rows = {row.type: row for row in deployed[config.names.stack("LabRekognition")]}
+    for kind in ("AWS::S3::Bucket", "AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::SQS::Queue",
+                 "AWS::Logs::LogGroup", "AWS::IAM::Role"):
+        assert rows[kind].state == EXISTS, rows[kind]
+    # The emulator ignores the trigger; the inventory says so instead of pretending it works.
+    assert "NotificationConfiguration" in rows["AWS::S3::Bucket"].ignored
+
+    s3 = target.clients("s3")
+    image = tmp_path / "cat photo.png"
+    image.write_bytes(sample_images.png(32, 32))
+    key, etag, size = rekognition.upload(s3, names.bucket, image)
+    event = rekognition.s3_put_event(names.bucket, key, etag, size)
+    outcome, = rekognition.run_deployed_handler(target.clients, names.function, event, features=("labels", "text"))
+    assert outcome.status == "written"
+    assert rekognition.wait_for_result(s3, names.bucket, outcome.result_key, timeout=5)["labels"]
+    target.clients("sqs").send_message(QueueUrl=rows["AWS::SQS::Queue"].physical_id, MessageBody="{}")
+
+    lines: list[str] = []
+    result = destroy(config, path, target, ["LabRekognition"], archive_dir=tmp_path / "archive", echo=lines.append)
+    assert result.audit.clean, result.audit.leftovers
+    assert f"{names.dead_letter_queue}: 1 failed events are deleted with the queue" in lines
+    archived = tmp_path / "archive" / names.bucket
+    assert (archived / key).read_bytes() == image.read_bytes()
+    assert json.loads((archived / outcome.result_key).read_text())["source"]["key"] == key
+    assert target.clients("logs").describe_log_groups(logGroupNamePrefix=names.log_group)["logGroups"] == []
+    assert target.clients("lambda").list_functions()["Functions"] == []
+    assert not target.clients("sqs").list_queues().get("QueueUrls")
+    assert names.bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
 def test_bad_course_file_creates_nothing(

@@ -26,3 +26,11 @@ def create_notebook(aws: Any, name: str = "ml101-alice") -> str:
     role = aws("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     aws("sagemaker").create_notebook_instance(NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=role)
     return name
+
+
+def versioned_bucket(aws: Any, name: str) -> Any:
+    """An S3 client with `name` created and versioned, as LabBucket deploys every lab bucket."""
+    client = aws("s3")
+    client.create_bucket(Bucket=name)
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return client

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from typing import Any
 
 import pytest
@@ -85,3 +87,32 @@ def test_real_errors_are_not_swallowed(aws: Any, monkeypatch: pytest.MonkeyPatch
 
     with pytest.raises(ClientError, match="AccessDenied"):
         audit_course(denied, "ml101", PATH)
+
+
+def create_function(aws: Any, name: str) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("handler.py", "def lambda_handler(event, context):\n    return {}\n")
+    role = aws("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws("lambda").create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.lambda_handler",
+                                  Code={"ZipFile": archive.getvalue()})
+
+
+def test_finds_functions_queues_and_their_log_groups(aws: Any) -> None:
+    create_function(aws, "ml101-rekognition-labels")
+    create_function(aws, "ml102-rekognition-labels")
+    aws("sqs").create_queue(QueueName="ml101-rekognition-failed")
+    aws("sqs").create_queue(QueueName="ml102-rekognition-failed")
+    logs = aws("logs")
+    for group in ("/aws/lambda/ml101-rekognition-labels", "/aws/lambda/ml102-x", "/aws/lambda/ml101-old"):
+        logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName="/aws/lambda/ml101-old", logStreamName="s")
+    logs.put_log_events(logGroupName="/aws/lambda/ml101-old", logStreamName="s",
+                        logEvents=[{"timestamp": 1_790_000_000_000, "message": "labelled"}])
+
+    report = audit_course(aws, "ml101", PATH)
+    assert kinds(report) == {
+        ("function", "ml101-rekognition-labels"), ("queue", "ml101-rekognition-failed"),
+        ("log group", "/aws/lambda/ml101-rekognition-labels"), ("log group", "/aws/lambda/ml101-old"),
+    }
+    assert {item.name for item in report.billable} == {"/aws/lambda/ml101-old"}  # the only one holding logs

@@ -10,16 +10,14 @@ from typing import Any
 import pytest
 
 from lab_scripts import buckets
+from tests.lab_scripts.conftest import versioned_bucket
 
 BUCKET = "ml101-alice-123456789012-us-east-1"
 
 
 @pytest.fixture
 def s3(aws: Any) -> Any:
-    client = aws("s3")
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
+    return versioned_bucket(aws, BUCKET)
 
 
 def test_archive_writes_current_versions_with_checksums(s3: Any, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from typing import Any
 
 import pytest
@@ -68,3 +70,51 @@ def test_notebooks_are_found_per_student_from_the_deployed_template(aws: Any, de
 
 def test_students_of_a_missing_stack_is_empty(aws: Any) -> None:
     assert physical_ids_by_student(aws, "ml101-Nothing", "AWS::SageMaker::NotebookInstance") == {}
+
+
+LABELS_STACK = "ml101-LabRekognition"
+
+
+@pytest.fixture
+def labeler(aws: Any, templates: dict[str, Template]) -> dict[str, Any]:
+    """LabRekognition created by moto's CloudFormation, with its Lambda code where the CDK asset would be."""
+    template = templates["LabRekognition"].to_json()
+    _, function = next((k, r) for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function")
+    code = function["Properties"]["Code"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("handler.py", "def lambda_handler(event, context):\n    return {}\n")
+    aws("s3").create_bucket(Bucket=code["S3Bucket"])
+    aws("s3").put_object(Bucket=code["S3Bucket"], Key=code["S3Key"], Body=archive.getvalue())
+    aws("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
+    aws("cloudformation").create_stack(StackName=LABELS_STACK, TemplateBody=json.dumps(template))
+    return template  # type: ignore[no-any-return]
+
+
+def test_labeler_resources_are_checked_through_their_services(aws: Any, labeler: dict[str, Any]) -> None:
+    rows = {row.type: row for row in stack_inventory(aws, LABELS_STACK, labeler)}
+    for kind in ("AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::SQS::Queue", "AWS::Logs::LogGroup",
+                 "AWS::S3::Bucket", "AWS::IAM::Role"):
+        assert rows[kind].state == EXISTS, (kind, rows[kind])
+    assert rows["AWS::Logs::LogGroup"].detail == "retention 14 days, 0 bytes"
+    assert rows["AWS::Lambda::Permission"].detail.startswith("s3.amazonaws.com may invoke")
+    assert rows["AWS::SQS::QueuePolicy"].state == SKIPPED
+
+
+def test_what_the_emulator_ignores_on_the_labeler_is_named(aws: Any, labeler: dict[str, Any]) -> None:
+    rows = {row.type: row for row in stack_inventory(aws, LABELS_STACK, labeler)}
+    # moto's CloudFormation accepts these properties and applies none of them.
+    assert "NotificationConfiguration" in rows["AWS::S3::Bucket"].ignored
+    assert "0 of 6 Lambda triggers" in rows["AWS::S3::Bucket"].detail
+    assert {"DeadLetterConfig", "LoggingConfig", "Architectures"} <= set(rows["AWS::Lambda::Function"].ignored)
+    assert "Environment" not in rows["AWS::Lambda::Function"].ignored
+
+
+def test_labeler_resources_deleted_behind_cloudformation_are_missing(aws: Any, labeler: dict[str, Any]) -> None:
+    rows = {row.type: row for row in stack_inventory(aws, LABELS_STACK, labeler)}
+    aws("logs").delete_log_group(logGroupName=rows["AWS::Logs::LogGroup"].physical_id)
+    aws("sqs").delete_queue(QueueUrl=rows["AWS::SQS::Queue"].physical_id)
+    aws("lambda").delete_function(FunctionName=rows["AWS::Lambda::Function"].physical_id)
+    again = {row.type: row for row in stack_inventory(aws, LABELS_STACK, labeler)}
+    for kind in ("AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::Lambda::Function", "AWS::Lambda::Permission"):
+        assert again[kind].state == MISSING, (kind, again[kind])

@@ -67,6 +67,17 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"dlami": {"ssh_key_name": "teacher", "ssh_cidr": "::/0"}}, "dlami.ssh_cidr"),
     ({"dlami": {"ssh_key_name": "teacher", "ssh_cidr": "203.0.113.300/32"}}, "dlami.ssh_cidr"),
     ({"dlami": {"gpu": "v100"}}, "dlami.gpu"),
+    ({"rekognition": {"features": []}}, "rekognition.features"),
+    ({"rekognition": {"features": "labels"}}, "rekognition.features"),
+    ({"rekognition": {"features": ["labels", "celebrities"]}}, "rekognition.features[1]"),
+    ({"rekognition": {"features": ["text", "text"]}}, "rekognition.features[1]"),
+    ({"rekognition": {"features": [["labels"]]}}, "rekognition.features[0]"),
+    ({"rekognition": {"min_confidence": 101}}, "rekognition.min_confidence"),
+    ({"rekognition": {"min_confidence": "70"}}, "rekognition.min_confidence"),
+    ({"rekognition": {"max_labels": 0}}, "rekognition.max_labels"),
+    ({"rekognition": {"max_labels": 2.5}}, "rekognition.max_labels"),
+    ({"rekognition": {"max_lables": 5}}, "rekognition.max_lables"),
+    ({"students": ["alice", "rekognition"]}, "students[1]"),
 ]
 
 
@@ -121,8 +132,16 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(caught.value)
 
 
+def test_rekognition_defaults_and_values() -> None:
+    assert make_config().rekognition.features == ("labels",)
+    config = make_config(rekognition={"features": ["faces", "labels"], "min_confidence": 55, "max_labels": 3})
+    assert (config.rekognition.features, config.rekognition.min_confidence, config.rekognition.max_labels) == (
+        ("faces", "labels"), 55.0, 3)
+
+
 def test_to_toml_round_trips(tmp_path: Path) -> None:
-    config = make_config(students=["alice", "bob-2"], sagemaker={"instance_type": "ml.g4dn.xlarge"})
+    config = make_config(students=["alice", "bob-2"], sagemaker={"instance_type": "ml.g4dn.xlarge"},
+                         rekognition={"features": ["labels", "moderation"], "min_confidence": 80.5})
     path = tmp_path / "course.toml"
     path.write_text(to_toml(config))
     assert load_config(path, today=TODAY) == config

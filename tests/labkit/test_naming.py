@@ -33,6 +33,12 @@ def test_names_are_derived_from_course_student_account_region() -> None:
         ("CloudFormation stack", "1stack", "characters AWS rejects"),
         ("CloudFormation stack", "s" * 129, "AWS allows 1-128"),
         ("IAM path", "labkit/", "characters AWS rejects"),
+        ("Lambda function", "f" * 65, "AWS allows 1-64"),
+        ("Lambda function", "ml101.labels", "characters AWS rejects"),
+        ("SQS queue", "q" * 81, "AWS allows 1-80"),
+        ("SQS queue", "ml101 failed", "characters AWS rejects"),
+        ("CloudWatch log group", "/" + "g" * 512, "AWS allows 1-512"),
+        ("CloudWatch log group", "/aws/lambda/a b", "characters AWS rejects"),
     ],
 )
 def test_limits(kind: str, name: str, reason: str) -> None:
@@ -40,7 +46,18 @@ def test_limits(kind: str, name: str, reason: str) -> None:
         check(kind, name)
 
 
+def test_rekognition_names_are_per_course() -> None:
+    names = CourseNames("ml101", "123456789012", "eu-west-1").rekognition
+    assert names.bucket == "ml101-rekognition-123456789012-eu-west-1"
+    assert (names.function, names.dead_letter_queue) == ("ml101-rekognition-labels", "ml101-rekognition-failed")
+    assert names.log_group == "/aws/lambda/ml101-rekognition-labels"
+    names.validate()
+    # The longest course id in the region with the longest name still fits every limit.
+    CourseNames("a" * 20, "123456789012", "ap-southeast-5").validate_course(["LabRekognition"])
+
+
 def test_longest_valid_names_pass() -> None:
     assert check("S3 bucket", "a" * 63)
     assert check("IAM role", "r" * 64)
     assert check("SageMaker notebook", "a-" * 31 + "a")
+    assert check("Lambda function", "f" * 64) and check("SQS queue", "q" * 80)

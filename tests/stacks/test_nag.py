@@ -41,3 +41,21 @@ def test_finding_text_matches_cdk_nag_rendering() -> None:
     joined = {"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket12", "Arn"]}, "/*"]]}
     assert _render(joined) == "<Bucket12.Arn>/*"
     assert _render({"Fn::Join": [":", ["arn", {"Ref": "AWS::Partition"}, "s3"]]}) == "arn:<AWS::Partition>:s3"
+
+
+def test_each_labeler_acknowledgment_covers_a_real_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without its acknowledgments the labeler shows exactly the findings they name: none is stale or too broad."""
+    from infra import image_labeler, lab_bucket, nag
+    from lab_scripts.rekognition_fn.handler import FEATURES, Analysis, Settings
+    from labkit.naming import RekognitionNames
+
+    named: list[str] = []
+    for module in (image_labeler, lab_bucket, nag):
+        monkeypatch.setattr(module, "acknowledge", lambda scope, finding, reason: named.append(finding))
+    app = App()
+    stack = Stack(app, "Probe", env={"account": "123456789012", "region": "us-east-1"})
+    image_labeler.ImageLabeler(stack, "Labels", props=image_labeler.ImageLabelerProps(
+        names=RekognitionNames("ml101", "123456789012", "us-east-1"), iam_path="/labkit/ml101/",
+        settings=Settings(Analysis(tuple(FEATURES)))))
+    assert sorted(violations(app)) == sorted(named)
+    assert len(named) == len(set(named)) == 4
