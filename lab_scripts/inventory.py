@@ -95,6 +95,49 @@ def _lifecycle(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[s
     return "", ()
 
 
+def _missing_tags(props: dict[str, Any], actual: list[dict[str, str]]) -> tuple[str, ...]:
+    wanted = {tag["Key"] for tag in props.get("Tags", []) if isinstance(tag, dict)}
+    return ("Tags",) if wanted - {tag["Key"] for tag in actual} else ()
+
+
+def _user(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    iam = ctx.clients("iam")
+    user = iam.get_user(UserName=pid)["User"]
+    groups = {group["GroupName"] for group in iam.list_groups_for_user(UserName=pid)["Groups"]}
+    keys = iam.list_access_keys(UserName=pid)["AccessKeyMetadata"]
+    # A group CloudFormation did not create has no physical id: the membership cannot exist either.
+    wanted = {ctx.ref(group) or "?" for group in props.get("Groups", [])}
+    ignored = (("Groups",) if wanted - groups else ()) + _missing_tags(props, iam.list_user_tags(UserName=pid)["Tags"])
+    return f"path {user['Path']}, groups: {', '.join(sorted(groups)) or 'none'}, {len(keys)} access key(s)", ignored
+
+
+def _group(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    iam = ctx.clients("iam")
+    members = iam.get_group(GroupName=pid)["Users"]
+    policies = set(iam.list_group_policies(GroupName=pid)["PolicyNames"])
+    wanted = {policy["PolicyName"] for policy in props.get("Policies", [])}
+    ignored = ("Policies",) if wanted - policies else ()
+    return f"{len(members)} member(s), inline policies: {', '.join(sorted(policies)) or 'none'}", ignored
+
+
+def _repository(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    ecr = ctx.clients("ecr")
+    repo = ecr.describe_repositories(repositoryNames=[pid])["repositories"][0]
+    ignored = _missing_tags(props, ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"])
+    if props.get("LifecyclePolicy"):
+        try:
+            ecr.get_lifecycle_policy(repositoryName=pid)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "LifecyclePolicyNotFoundException":
+                raise
+            ignored += ("LifecyclePolicy",)
+    scan = repo.get("imageScanningConfiguration", {}).get("scanOnPush", False)
+    if props.get("ImageScanningConfiguration", {}).get("ScanOnPush", scan) != scan:
+        ignored += ("ImageScanningConfiguration",)
+    images = ecr.list_images(repositoryName=pid)["imageIds"]
+    return f"{len(images)} image(s), scan on push {'on' if scan else 'off'}", ignored
+
+
 PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ...]]]] = {
     "AWS::S3::Bucket": _bucket,
     "AWS::S3::BucketPolicy": _bucket_policy,
@@ -102,11 +145,14 @@ PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ..
     "AWS::IAM::Policy": _policy,
     "AWS::SageMaker::NotebookInstance": _notebook,
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": _lifecycle,
+    "AWS::IAM::User": _user,
+    "AWS::IAM::Group": _group,
+    "AWS::ECR::Repository": _repository,
 }
 
 _NOT_FOUND = {
     "NoSuchBucket", "404", "NoSuchBucketPolicy", "NoSuchEntity", "ValidationException", "ResourceNotFound",
-    "ResourceNotFoundException",
+    "ResourceNotFoundException", "RepositoryNotFoundException",
 }
 
 

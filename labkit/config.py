@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab_scripts.dlc import DLC_REGISTRIES
 from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
 
-LABS = ["LabSageMaker"]
+LABS = ["LabSageMaker", "LabContainers"]
 
 REGIONS = frozenset(
     "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
@@ -59,6 +60,13 @@ class SageMakerSettings:
 
 
 @dataclass(frozen=True)
+class ContainersSettings:
+    # Off by default: a class repository stores images (billed per GB-month) that only some courses need.
+    class_repository: bool = False
+    keep_images: int = 10
+
+
+@dataclass(frozen=True)
 class LabConfig:
     course_id: str
     account: str
@@ -67,6 +75,7 @@ class LabConfig:
     budget_usd: float
     students: tuple[str, ...]
     sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
+    containers: ContainersSettings = field(default_factory=ContainersSettings)
 
     @property
     def names(self) -> CourseNames:
@@ -76,7 +85,8 @@ class LabConfig:
 _SCHEMA: dict[str, set[str]] = {
     "course": {"id", "account", "region", "expires", "budget_usd"},
     "sagemaker": {"instance_type", "volume_gb", "idle_minutes"},
-    "": {"course", "sagemaker", "students"},
+    "containers": {"class_repository", "keep_images"},
+    "": {"course", "sagemaker", "containers", "students"},
 }
 
 
@@ -130,6 +140,9 @@ def parse_config(
     region = required(course, "course", "region", str)
     if region not in REGIONS:
         raise fail("course.region", f"'{region}' is not an AWS commercial region")
+    if region not in DLC_REGISTRIES:
+        raise fail("course.region", f"'{region}' has no AWS Deep Learning Containers registry (LabContainers); "
+                   f"use one of {', '.join(sorted(DLC_REGISTRIES)[:4])}, ...")
 
     expires = course.get("expires")
     if isinstance(expires, str):
@@ -169,6 +182,14 @@ def parse_config(
     if not isinstance(idle, int) or isinstance(idle, bool) or not 5 <= idle <= 24 * 60:
         raise fail("sagemaker.idle_minutes", f"{idle!r} must be whole minutes between 5 and 1440")
 
+    ct_raw = raw.get("containers", {})
+    class_repository = ct_raw.get("class_repository", ContainersSettings.class_repository)
+    if not isinstance(class_repository, bool):
+        raise fail("containers.class_repository", f"{class_repository!r} must be true or false")
+    keep_images = ct_raw.get("keep_images", ContainersSettings.keep_images)
+    if not isinstance(keep_images, int) or isinstance(keep_images, bool) or not 1 <= keep_images <= 1000:
+        raise fail("containers.keep_images", f"{keep_images!r} must be a whole number of images between 1 and 1000")
+
     students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
         raise fail("students", "must be a non-empty list of student ids")
@@ -189,6 +210,7 @@ def parse_config(
         budget_usd=budget,
         students=tuple(students_raw),
         sagemaker=SageMakerSettings(instance_type=instance_type, volume_gb=volume_gb, idle_minutes=idle),
+        containers=ContainersSettings(class_repository=class_repository, keep_images=keep_images),
     )
     names = config.names
     try:
@@ -212,5 +234,7 @@ def to_toml(config: LabConfig) -> str:
         f'[course]\nid = "{config.course_id}"\naccount = "{config.account}"\nregion = "{config.region}"\n'
         f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n\n"
         f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
-        f"idle_minutes = {sm.idle_minutes}\n"
+        f"idle_minutes = {sm.idle_minutes}\n\n"
+        f"[containers]\nclass_repository = {str(config.containers.class_repository).lower()}\n"
+        f"keep_images = {config.containers.keep_images}\n"
     )

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from lab_scripts import buckets, notebook
+from lab_scripts import access_keys, buckets, class_repository, notebook
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.inventory import Found, stack_inventory
 from labkit.cdk import ASSEMBLY, run_cdk
@@ -84,12 +84,30 @@ def _remember_lifecycle_config(ctx: _Drain, arn: str) -> None:
     ctx.result.known.append(("lifecycle config", arn.rsplit("/", 1)[-1]))
 
 
+def _delete_access_keys(ctx: _Drain, user: str) -> None:
+    # labctl issues keys outside CloudFormation, and IAM refuses to delete a user that still has one.
+    try:
+        deleted = access_keys.delete(ctx.target.clients("iam"), user)
+    except access_keys.AccessKeyError:
+        return  # the user is already gone, and its keys with it
+    if deleted:
+        ctx.echo(f"{user}: deleted {len(deleted)} access key(s) "
+                 f"({', '.join(access_keys.masked(key) for key in deleted)})")
+
+
+def _empty_repository(ctx: _Drain, name: str) -> None:
+    deleted = class_repository.empty_repository(ctx.target.clients("ecr"), name)
+    ctx.echo(f"ECR {name}: deleted {deleted} image(s)")
+
+
 # What must happen to each resource type, in this order, before CloudFormation may delete it: nothing of the
 # students' is lost, and nothing blocks the delete (CloudFormation cannot delete a non-empty bucket).
 DRAIN: dict[str, Callable[[_Drain, str], None]] = {
     "AWS::SageMaker::NotebookInstance": _stop_notebook,
     "AWS::S3::Bucket": _archive_bucket,
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": _remember_lifecycle_config,
+    "AWS::IAM::User": _delete_access_keys,
+    "AWS::ECR::Repository": _empty_repository,
 }
 
 

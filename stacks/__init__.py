@@ -7,6 +7,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from labkit.config import LabConfig
 from labkit.naming import TAG_COURSE, TAG_MANAGED_BY
+from stacks.containers_stack import LabContainersStack
 from stacks.sagemaker_stack import LabSageMakerStack
 
 
@@ -21,6 +22,14 @@ def build_app(app: App, config: LabConfig, *, nag: bool = True) -> App:
         env=env,
         stack_name=names.stack("LabSageMaker"),
         description=f"labkit {config.course_id}: SageMaker notebooks (expires {config.expires})",
+    )
+    LabContainersStack(
+        app,
+        "LabContainers",
+        config=config,
+        env=env,
+        stack_name=names.stack("LabContainers"),
+        description=f"labkit {config.course_id}: Deep Learning Containers pull access (expires {config.expires})",
     )
     Tags.of(app).add(TAG_COURSE, config.course_id)
     Tags.of(app).add(TAG_MANAGED_BY, "labkit")

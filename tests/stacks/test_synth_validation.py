@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from labkit.config import LabConfig
+from labkit.config import LABS, LabConfig
 from tests.conftest import new_app
 
 
 def test_app_synthesizes_with_cloudformation_validation(config: LabConfig) -> None:
     assembly = new_app(config, validation=True).synth()
-    assert {stack.stack_name for stack in assembly.stacks} == {config.names.stack("LabSageMaker")}
+    assert {stack.stack_name for stack in assembly.stacks} == {config.names.stack(lab) for lab in LABS}
