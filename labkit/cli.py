@@ -241,7 +241,8 @@ def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabCon
     echo(f"{student}$ {dlc.login_command(ecr, config.region)}")
     if config.containers.class_repository:
         # What `docker push` leaves in the class repository, so destroy has images to remove.
-        manifest = json.dumps({"schemaVersion": 2, "layers": [], "labkit": student})
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                               "layers": [], "labkit": student})
         ecr.put_image(repositoryName=config.names.class_repository, imageManifest=manifest, imageTag=f"{student}-lab1")
         echo(f"{student}: pushed {config.names.class_repository}:{student}-lab1")
     echo(f"{student}$ {dlc.run_command(dlc.find_image('pytorch', device='gpu'), config.region)}")

@@ -33,7 +33,7 @@ def course_raw(**sections: dict[str, Any]) -> dict[str, Any]:
         "containers": {"class_repository": True, "keep_images": 10},
     }
     for key, value in sections.items():
-        if isinstance(raw.get(key), dict):
+        if isinstance(raw.get(key), dict) and isinstance(value, dict):
             raw[key] = {**raw[key], **value}
         else:
             raw[key] = value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,3 +27,10 @@ def create_notebook(aws: Any, name: str = "ml101-alice") -> str:
     role = aws("iam").create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     aws("sagemaker").create_notebook_instance(NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=role)
     return name
+
+
+def create_lab_stack(aws: Any, stack_name: str, template: dict[str, Any]) -> dict[str, Any]:
+    """Deploy a synthesized lab template into moto's CloudFormation (it needs the CDK bootstrap version)."""
+    aws("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
+    aws("cloudformation").create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+    return template

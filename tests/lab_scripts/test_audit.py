@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -85,3 +86,26 @@ def test_real_errors_are_not_swallowed(aws: Any, monkeypatch: pytest.MonkeyPatch
 
     with pytest.raises(ClientError, match="AccessDenied"):
         audit_course(denied, "ml101", PATH)
+
+
+def test_access_keys_groups_and_class_repository_are_leftovers(aws: Any) -> None:
+    iam = aws("iam")
+    iam.create_user(UserName="ml101-alice-dlc", Path=PATH)
+    key = iam.create_access_key(UserName="ml101-alice-dlc")["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName="ml101-alice-dlc", AccessKeyId=key, Status="Inactive")
+    iam.create_group(GroupName="ml101-containers", Path=PATH)
+    ecr = aws("ecr")
+    ecr.create_repository(repositoryName="ml101-class")
+    ecr.put_image(repositoryName="ml101-class", imageTag="v1", imageManifest=json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []}))
+    ecr.create_repository(repositoryName="ml101-empty")
+    ecr.create_repository(repositoryName="ml102-class")
+
+    report = audit_course(aws, "ml101", PATH)
+    assert kinds(report) == {
+        ("user", "ml101-alice-dlc"), ("access key", f"ml101-alice-dlc/{key}"), ("group", "ml101-containers"),
+        ("repository", "ml101-class"), ("repository", "ml101-empty"),
+    }
+    # An inactive key is still a leftover: anyone can reactivate it while the user exists.
+    assert next(i for i in report.leftovers if i.kind == "access key").detail == "Inactive"
+    assert {item.name for item in report.billable} == {"ml101-class"}  # stored images bill, an empty repo not

@@ -49,6 +49,14 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"students": ["alice", 7]}, "students[1]"),
     ({"students": ["a" * 25]}, "students[0]"),
     ({"teachers": ["x"]}, "teachers"),
+    ({"course": {"region": "ca-west-1"}}, "course.region"),
+    ({"containers": {"class_repository": "yes"}}, "containers.class_repository"),
+    ({"containers": {"class_repository": 1}}, "containers.class_repository"),
+    ({"containers": {"keep_images": 0}}, "containers.keep_images"),
+    ({"containers": {"keep_images": 5.5}}, "containers.keep_images"),
+    ({"containers": {"keep_images": True}}, "containers.keep_images"),
+    ({"containers": {"repository": "x"}}, "containers.repository"),
+    ({"containers": "on"}, "containers"),
 ]
 
 
@@ -104,7 +112,8 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_to_toml_round_trips(tmp_path: Path) -> None:
-    config = make_config(students=["alice", "bob-2"], sagemaker={"instance_type": "ml.g4dn.xlarge"})
+    config = make_config(students=["alice", "bob-2"], sagemaker={"instance_type": "ml.g4dn.xlarge"},
+                         containers={"class_repository": False, "keep_images": 3})
     path = tmp_path / "course.toml"
     path.write_text(to_toml(config))
     assert load_config(path, today=TODAY) == config
@@ -113,3 +122,15 @@ def test_to_toml_round_trips(tmp_path: Path) -> None:
 def test_shipped_lab_toml_is_valid() -> None:
     config = load_config(ROOT / "lab.toml", allow_expired=True)
     assert config.account == "123456789012"
+
+
+def test_containers_default_to_pull_only_without_a_class_repository() -> None:
+    raw = course_raw()
+    del raw["containers"]
+    settings = parse_config(raw, today=TODAY).containers
+    assert (settings.class_repository, settings.keep_images) == (False, 10)
+
+
+def test_region_without_dlc_registry_says_so() -> None:
+    with pytest.raises(ConfigError, match="course.region: 'ca-west-1' has no AWS Deep Learning Containers registry"):
+        parse_config(course_raw(course={"region": "ca-west-1"}), source="c", today=TODAY)

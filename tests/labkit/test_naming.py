@@ -13,7 +13,11 @@ def test_names_are_derived_from_course_student_account_region() -> None:
     assert names.notebook == "ml101-alice"
     assert names.notebook_role == "ml101-alice-notebook"
     assert names.lifecycle_config == "ml101-alice-autostop"
+    assert names.containers_user == "ml101-alice-dlc"
     names.validate()
+    course = CourseNames("ml101", "123456789012", "eu-west-1")
+    assert (course.containers_group, course.class_repository) == ("ml101-containers", "ml101-class")
+    course.validate_course(["LabContainers"])
 
 
 @pytest.mark.parametrize(
@@ -33,6 +37,16 @@ def test_names_are_derived_from_course_student_account_region() -> None:
         ("CloudFormation stack", "1stack", "characters AWS rejects"),
         ("CloudFormation stack", "s" * 129, "AWS allows 1-128"),
         ("IAM path", "labkit/", "characters AWS rejects"),
+        ("IAM user", "u" * 65, "AWS allows 1-64"),
+        ("IAM user", "has/slash", "characters AWS rejects"),
+        ("IAM group", "g" * 129, "AWS allows 1-128"),
+        ("IAM group", "has space", "characters AWS rejects"),
+        ("ECR repository", "a", "AWS allows 2-256"),
+        ("ECR repository", "r" * 257, "AWS allows 2-256"),
+        ("ECR repository", "Upper", "characters AWS rejects"),
+        ("ECR repository", "double--dash", "characters AWS rejects"),
+        ("ECR repository", "trailing/", "characters AWS rejects"),
+        ("ECR repository", "-leading", "characters AWS rejects"),
     ],
 )
 def test_limits(kind: str, name: str, reason: str) -> None:
@@ -44,3 +58,5 @@ def test_longest_valid_names_pass() -> None:
     assert check("S3 bucket", "a" * 63)
     assert check("IAM role", "r" * 64)
     assert check("SageMaker notebook", "a-" * 31 + "a")
+    assert check("IAM user", "u" * 64) and check("IAM group", "g" * 128)
+    assert check("ECR repository", "ml101/class_images.v2") and check("ECR repository", "ab")
