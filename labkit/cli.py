@@ -77,6 +77,9 @@ def _container_users(target: Target, config: LabConfig, student: str | None) -> 
     users = physical_ids_by_student(target.clients, config.names.stack("LabContainers"), "AWS::IAM::User")
     if not users:
         raise UsageError("LabContainers is not deployed (labctl deploy LabContainers)")
+    if student is not None and student not in users:
+        raise UsageError(f"{student} has no container user yet (students added after the deploy need "
+                         "`labctl deploy LabContainers`)")
     return {name: users[name] for name in config.students if name in users and student in (None, name)}
 
 
@@ -84,8 +87,13 @@ def issue_keys(target: Target, config: LabConfig, student: str | None, out: Path
                csv: bool = False) -> list[tuple[str, access_keys.IssuedKey, Path]]:
     """A new key per student, each in its own private file; what is printed never holds the secret."""
     iam = target.clients("iam")
+    users = _container_users(target, config, student)
+    # Checked for all first, so that a refusal leaves no half-issued class behind.
+    holders = [user for user in users.values() if access_keys.list_keys(iam, user)]
+    if holders:
+        raise UsageError(f"{', '.join(holders)} already hold(s) an access key; `labctl keys delete STUDENT` first")
     issued = []
-    for name, user in _container_users(target, config, student).items():
+    for name, user in users.items():
         key = access_keys.issue(iam, user)
         if csv:
             path = access_keys.write_private(out / f"{name}.csv", access_keys.csv_text(key, config.region))
@@ -106,7 +114,8 @@ def cmd_keys(args: argparse.Namespace, config: LabConfig) -> int:
         if config.expires < dt.date.today():
             raise UsageError(f"the course ended on {config.expires}; no new keys (deactivate or delete still work)")
         issue_keys(target, config, args.student, out, csv=args.csv)
-        echo(f"hand each file to its student privately; profile [{config.course_id}], region {config.region}")
+        profile = "" if args.csv else f" (AWS profile [{config.course_id}], region {config.region})"
+        echo(f"hand each file to its student privately{profile}")
         return 0
     iam = target.clients("iam")
     for name, user in _container_users(target, config, args.student).items():
@@ -146,6 +155,7 @@ def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
         f"target: {target.label}",
         f"stop every notebook of {', '.join(config.names.stack(lab) for lab in labs)}",
         f"archive every lab bucket to {archive}, then empty it" if archive else "empty every lab bucket WITHOUT archive",
+        "delete the container users' access keys and the class repository's images",
         "delete the stacks and the notebooks' log streams, then audit for leftovers",
     ]
     console.print("plan:\n  " + "\n  ".join(plan))
@@ -245,7 +255,10 @@ def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabCon
                                "layers": [], "labkit": student})
         ecr.put_image(repositoryName=config.names.class_repository, imageManifest=manifest, imageTag=f"{student}-lab1")
         echo(f"{student}: pushed {config.names.class_repository}:{student}-lab1")
-    echo(f"{student}$ {dlc.run_command(dlc.find_image('pytorch', device='gpu'), config.region)}")
+    image = dlc.find_image("pytorch", device="gpu")
+    echo(f"{student}$ {dlc.run_command(image, config.region)}")
+    if image.note:
+        echo(f"note: {image.note}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -55,7 +55,7 @@ def test_issue_writes_private_files_and_prints_no_secret(deployed: Target, cours
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
         secret = next(line.split(" = ")[1] for line in file.read_text().splitlines() if "secret" in line)
         assert secret not in printed.out + printed.err
-    assert printed.out.count("(mode 0600)") == 2 and "profile [ml101]" in printed.out
+    assert printed.out.count("(mode 0600)") == 2 and "AWS profile [ml101]" in printed.out
 
 
 def test_csv_for_one_student_then_refuse_a_second_key(deployed: Target, course: tuple[LabConfig, Path],
@@ -65,9 +65,10 @@ def test_csv_for_one_student_then_refuse_a_second_key(deployed: Target, course: 
     assert (tmp_path / "alice.csv").read_text().startswith("User name,Access key ID,Secret access key,Region\n")
     assert not (tmp_path / "bob.csv").exists()
     capsys.readouterr()
-    assert labctl(path, "issue", "alice", "--out", str(tmp_path)) == 1
+    assert labctl(path, "issue", "--out", str(tmp_path)) == 2
     err = capsys.readouterr().err
-    assert err.startswith("labctl: error: ml101-alice-dlc already has 1 access key(s)") and err.count("\n") == 1
+    assert err.startswith("labctl: error: ml101-alice-dlc already hold(s) an access key") and err.count("\n") == 1
+    assert not (tmp_path / "bob.credentials").exists()  # nobody got a key when one student was refused
 
 
 def test_list_deactivate_delete(deployed: Target, course: tuple[LabConfig, Path], tmp_path: Path,
@@ -112,3 +113,11 @@ def test_after_the_course_keys_can_be_deleted_but_not_issued(deployed: Target, c
     assert labctl(path, "issue", "--out", str(tmp_path)) == 2
     assert "no new keys" in capsys.readouterr().err
     assert labctl(path, "delete", "alice", "--out", str(tmp_path)) == 0
+
+
+def test_student_added_after_the_deploy_is_told_to_redeploy(deployed: Target, course: tuple[LabConfig, Path],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config, path = course
+    path.write_text(to_toml(dataclasses.replace(config, students=(*config.students, "carol"))))
+    assert labctl(path, "issue", "carol") == 2
+    assert "carol has no container user yet" in capsys.readouterr().err
