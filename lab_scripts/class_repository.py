@@ -6,12 +6,19 @@ CloudFormation's EmptyOnDelete does this in AWS; doing it first as well makes de
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 # BatchDeleteImage takes at most 100 image ids per call.
 BATCH = 100
+
+
+def layerless_manifest(label: str) -> str:
+    """A valid image manifest without layers: what the demo and tests push where there is no docker."""
+    return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                       "layers": [], "annotations": {"labkit": label}})
 
 
 def empty_repository(ecr: Any, name: str) -> int:

@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
-from lab_scripts import access_keys, dlc, notebook
+from lab_scripts import access_keys, class_repository, dlc, notebook
 from lab_scripts.audit import audit_course
 from lab_scripts.buckets import ArchiveError
 from lab_scripts.inventory import physical_ids_by_student
@@ -251,9 +251,8 @@ def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabCon
     echo(f"{student}$ {dlc.login_command(ecr, config.region)}")
     if config.containers.class_repository:
         # What `docker push` leaves in the class repository, so destroy has images to remove.
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                               "layers": [], "labkit": student})
-        ecr.put_image(repositoryName=config.names.class_repository, imageManifest=manifest, imageTag=f"{student}-lab1")
+        ecr.put_image(repositoryName=config.names.class_repository, imageTag=f"{student}-lab1",
+                      imageManifest=class_repository.layerless_manifest(student))
         echo(f"{student}: pushed {config.names.class_repository}:{student}-lab1")
     image = dlc.find_image("pytorch", device="gpu")
     echo(f"{student}$ {dlc.run_command(image, config.region)}")

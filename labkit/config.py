@@ -141,8 +141,8 @@ def parse_config(
     if region not in REGIONS:
         raise fail("course.region", f"'{region}' is not an AWS commercial region")
     if region not in DLC_REGISTRIES:
-        raise fail("course.region", f"'{region}' has no AWS Deep Learning Containers registry (LabContainers); "
-                   f"use one of {', '.join(sorted(DLC_REGISTRIES)[:4])}, ...")
+        raise fail("course.region", f"'{region}' has no AWS Deep Learning Containers registry, which LabContainers "
+                   f"pulls from (regions with one: {', '.join(sorted(DLC_REGISTRIES))})")
 
     expires = course.get("expires")
     if isinstance(expires, str):

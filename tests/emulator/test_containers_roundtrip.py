@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from lab_scripts import dlc
+from lab_scripts.class_repository import layerless_manifest
 from lab_scripts.inventory import EXISTS, SKIPPED
 from labkit import cli, jobs
 from labkit.config import LabConfig
@@ -17,7 +18,6 @@ from labkit.jobs import Target, deploy, destroy
 
 pytestmark = pytest.mark.emulator
 LAB = "LabContainers"
-MANIFEST = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []}'
 
 
 def test_destroy_succeeds_with_issued_keys_and_leaves_nothing(
@@ -50,7 +50,8 @@ def test_destroy_succeeds_with_issued_keys_and_leaves_nothing(
     ecr: Any = student.client("ecr", endpoint_url=endpoint.url)
     assert dlc.main(["login", "--region", config.region], client=ecr) == 0
     assert "--password-stdin 763104351884.dkr.ecr.us-east-1.amazonaws.com" in capsys.readouterr().out
-    ecr.put_image(repositoryName=names.class_repository, imageTag="alice-lab1", imageManifest=MANIFEST)
+    ecr.put_image(repositoryName=names.class_repository, imageTag="alice-lab1",
+                  imageManifest=layerless_manifest("alice"))
 
     iam = target.clients("iam")
     real_run_cdk = jobs.run_cdk
@@ -68,5 +69,5 @@ def test_destroy_succeeds_with_issued_keys_and_leaves_nothing(
     assert result.audit.clean, result.audit.leftovers
     assert {line.split(":")[0] for line in lines if "access key" in line} == set(users.values())
     assert f"ECR {names.class_repository}: deleted 1 image(s)" in lines
-    statuses = {s["StackName"]: s["StackStatus"] for s in target.clients("cloudformation").list_stacks()["StackSummaries"]}
-    assert statuses[names.stack(LAB)] == "DELETE_COMPLETE"
+    stacks = target.clients("cloudformation").list_stacks()["StackSummaries"]
+    assert {s["StackName"]: s["StackStatus"] for s in stacks}[names.stack(LAB)] == "DELETE_COMPLETE"

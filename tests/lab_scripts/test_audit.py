@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, audit_course
+from lab_scripts.class_repository import layerless_manifest
 from labkit.naming import TAG_COURSE
 from tests.lab_scripts.conftest import create_notebook
 
@@ -96,8 +96,7 @@ def test_access_keys_groups_and_class_repository_are_leftovers(aws: Any) -> None
     iam.create_group(GroupName="ml101-containers", Path=PATH)
     ecr = aws("ecr")
     ecr.create_repository(repositoryName="ml101-class")
-    ecr.put_image(repositoryName="ml101-class", imageTag="v1", imageManifest=json.dumps(
-        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []}))
+    ecr.put_image(repositoryName="ml101-class", imageTag="v1", imageManifest=layerless_manifest("v1"))
     ecr.create_repository(repositoryName="ml101-empty")
     ecr.create_repository(repositoryName="ml102-class")
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from lab_scripts.class_repository import BATCH, empty_repository
+from lab_scripts.class_repository import BATCH, empty_repository, layerless_manifest
 
-MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def push(ecr: Any, repository: str, tag: str) -> None:
-    ecr.put_image(repositoryName=repository, imageTag=tag,
-                  imageManifest=json.dumps({"schemaVersion": 2, "mediaType": MEDIA_TYPE, "layers": [], "tag": tag}))
+    ecr.put_image(repositoryName=repository, imageTag=tag, imageManifest=layerless_manifest(tag))
 
 
 def test_every_image_is_deleted_across_batches(aws: Any) -> None:

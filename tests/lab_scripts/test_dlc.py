@@ -130,7 +130,8 @@ def test_login_without_permission_is_one_line(aws: Any, capsys: pytest.CaptureFi
 
 def test_cli_prints_uri_and_run_and_refuses_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert dlc.main(["uri", "pytorch", "--version", "2.7", "--device", "cpu", "--region", "ap-east-1"]) == 0
-    assert capsys.readouterr().out == "871362719292.dkr.ecr.ap-east-1.amazonaws.com/pytorch-training:2.7.1-cpu-py312-ubuntu22.04-ec2\n"
+    assert capsys.readouterr().out == (
+        "871362719292.dkr.ecr.ap-east-1.amazonaws.com/pytorch-training:2.7.1-cpu-py312-ubuntu22.04-ec2\n")
     assert dlc.main(["run", "pytorch", "--region", "us-east-1"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("docker run --rm --gpus all") and err.startswith("note: cu130 images do not run on V100")

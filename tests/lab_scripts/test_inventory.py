@@ -102,8 +102,9 @@ def test_group_probe_reports_members_and_policies(aws: Any) -> None:
     iam.create_group(GroupName="ml101-containers")
     iam.create_user(UserName="ml101-alice-dlc")
     iam.add_user_to_group(GroupName="ml101-containers", UserName="ml101-alice-dlc")
-    iam.put_group_policy(GroupName="ml101-containers", PolicyName="dlc-pull", PolicyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}]}))
+    statement = {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}
+    iam.put_group_policy(GroupName="ml101-containers", PolicyName="dlc-pull",
+                         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
     props = {"Policies": [{"PolicyName": "dlc-pull"}, {"PolicyName": "class-repository"}]}
     detail, ignored = PROBES["AWS::IAM::Group"](_Ctx(aws, {}), "ml101-containers", props)
     assert detail == "1 member(s), inline policies: dlc-pull" and ignored == ("Policies",)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from lab_scripts.class_repository import layerless_manifest
 from labkit.jobs import DRAIN, DestroyResult, Target, _Drain
 
 
@@ -32,8 +32,7 @@ def test_user_drain_of_a_user_already_gone_is_quiet(aws: Any) -> None:
 def test_repository_drain_removes_images(aws: Any) -> None:
     ecr = aws("ecr")
     ecr.create_repository(repositoryName="ml101-class")
-    ecr.put_image(repositoryName="ml101-class", imageTag="v1", imageManifest=json.dumps(
-        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []}))
+    ecr.put_image(repositoryName="ml101-class", imageTag="v1", imageManifest=layerless_manifest("v1"))
     lines: list[str] = []
     DRAIN["AWS::ECR::Repository"](drain_context(aws, lines), "ml101-class")
     assert lines == ["ECR ml101-class: deleted 1 image(s)"]
