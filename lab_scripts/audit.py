@@ -116,6 +116,24 @@ def audit_course(
             report.leftovers.append(Leftover("iam", "role", role["RoleName"], False, role["Path"]))
         for user in _pages(iam, "list_users", "Users", PathPrefix=iam_path):
             report.leftovers.append(Leftover("iam", "user", user["UserName"], False, user["Path"]))
+            # A key outlives the course if its user does: it is the one leftover that can still act.
+            for key in _pages(iam, "list_access_keys", "AccessKeyMetadata", UserName=user["UserName"]):
+                report.leftovers.append(
+                    Leftover("iam", "access key", f"{user['UserName']}/{key['AccessKeyId']}", False, key["Status"])
+                )
+        for group in _pages(iam, "list_groups", "Groups", PathPrefix=iam_path):
+            report.leftovers.append(Leftover("iam", "group", group["GroupName"], False, group["Path"]))
+
+    def repositories() -> None:
+        ecr = clients("ecr")
+        for repo in _pages(ecr, "describe_repositories", "repositories"):
+            name = repo["repositoryName"]
+            if name.startswith(prefix):
+                images = ecr.list_images(repositoryName=name, maxResults=1).get("imageIds")
+                # Image storage bills per GB-month; an empty repository costs nothing.
+                report.leftovers.append(
+                    Leftover("ecr", "repository", name, bool(images), "holds images" if images else "empty")
+                )
 
     def log_streams() -> None:
         logs = clients("logs")
@@ -198,7 +216,8 @@ def audit_course(
     check("S3 buckets", buckets)
     check("SageMaker notebooks", notebooks)
     check("SageMaker lifecycle configs", lifecycle_configs)
-    check("IAM roles and users", iam_principals)
+    check("IAM roles, users, access keys and groups", iam_principals)
+    check("ECR repositories", repositories)
     check("notebook log streams", log_streams)
     check("EC2 instances, volumes, snapshots, VPCs", ec2_resources)
     check("Lambda functions", functions)

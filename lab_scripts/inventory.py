@@ -197,6 +197,47 @@ def _log_group(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[s
     retention = group.get("retentionInDays")
     ignored = ("RetentionInDays",) if props.get("RetentionInDays") != retention else ()
     return f"retention {retention or 'never expires'} days, {group.get('storedBytes', 0)} bytes", ignored
+def _missing_tags(props: dict[str, Any], actual: list[dict[str, str]]) -> tuple[str, ...]:
+    wanted = {tag["Key"] for tag in props.get("Tags", []) if isinstance(tag, dict)}
+    return ("Tags",) if wanted - {tag["Key"] for tag in actual} else ()
+
+
+def _user(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    iam = ctx.clients("iam")
+    user = iam.get_user(UserName=pid)["User"]
+    groups = {group["GroupName"] for group in iam.list_groups_for_user(UserName=pid)["Groups"]}
+    keys = iam.list_access_keys(UserName=pid)["AccessKeyMetadata"]
+    # A group CloudFormation did not create has no physical id: the membership cannot exist either.
+    wanted = {ctx.ref(group) or "?" for group in props.get("Groups", [])}
+    ignored = (("Groups",) if wanted - groups else ()) + _missing_tags(props, iam.list_user_tags(UserName=pid)["Tags"])
+    return f"path {user['Path']}, groups: {', '.join(sorted(groups)) or 'none'}, {len(keys)} access key(s)", ignored
+
+
+def _group(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    iam = ctx.clients("iam")
+    members = iam.get_group(GroupName=pid)["Users"]
+    policies = set(iam.list_group_policies(GroupName=pid)["PolicyNames"])
+    wanted = {policy["PolicyName"] for policy in props.get("Policies", [])}
+    ignored = ("Policies",) if wanted - policies else ()
+    return f"{len(members)} member(s), inline policies: {', '.join(sorted(policies)) or 'none'}", ignored
+
+
+def _repository(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    ecr = ctx.clients("ecr")
+    repo = ecr.describe_repositories(repositoryNames=[pid])["repositories"][0]
+    ignored = _missing_tags(props, ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"])
+    if props.get("LifecyclePolicy"):
+        try:
+            ecr.get_lifecycle_policy(repositoryName=pid)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "LifecyclePolicyNotFoundException":
+                raise
+            ignored += ("LifecyclePolicy",)
+    scan = repo.get("imageScanningConfiguration", {}).get("scanOnPush", False)
+    if props.get("ImageScanningConfiguration", {}).get("ScanOnPush", scan) != scan:
+        ignored += ("ImageScanningConfiguration",)
+    images = ecr.list_images(repositoryName=pid)["imageIds"]
+    return f"{len(images)} image(s), scan on push {'on' if scan else 'off'}", ignored
 
 
 PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ...]]]] = {
@@ -220,6 +261,9 @@ PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ..
     "AWS::SQS::Queue": _queue,
     "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::Logs::LogGroup": _log_group,
+    "AWS::IAM::User": _user,
+    "AWS::IAM::Group": _group,
+    "AWS::ECR::Repository": _repository,
 }
 # Types whose probe finds the resource from its properties, because the emulator gives it no physical id.
 _BY_PROPERTIES = {"AWS::Lambda::Permission"}
@@ -229,6 +273,7 @@ _NOT_FOUND = {
     "InvalidInternetGatewayID.NotFound", "InvalidRouteTableID.NotFound",
     "NoSuchBucket", "404", "NoSuchBucketPolicy", "NoSuchEntity", "ValidationException", "ResourceNotFound",
     "ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+    "RepositoryNotFoundException",
 }
 
 

@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
-from lab_scripts import instance, notebook, rekognition, sample_images
+from lab_scripts import access_keys, class_repository, dlc, instance, notebook, rekognition, sample_images
 from lab_scripts.doctor import diagnose
 from lab_scripts.audit import audit_course
 from lab_scripts.buckets import ArchiveError
@@ -38,6 +39,8 @@ def echo(line: str) -> None:
     """Progress lines from the CDK CLI and jobs: printed verbatim, never parsed as markup."""
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 ARCHIVE_ROOT = ROOT / ".labkit" / "archive"
+# Git-ignored with the rest of .labkit; the key files in it are mode 0600.
+KEYS_ROOT = ROOT / ".labkit" / "keys"
 
 
 class UsageError(RuntimeError):
@@ -74,6 +77,68 @@ def _notebooks(target: Target, config: LabConfig) -> dict[str, str]:
 def _instances(target: Target, config: LabConfig) -> dict[str, str]:
     """Student -> GPU instance id, from the deployed LabDLAMI stack."""
     return physical_ids_by_student(target.clients, config.names.stack("LabDLAMI"), "AWS::EC2::Instance")
+def _container_users(target: Target, config: LabConfig, student: str | None) -> dict[str, str]:
+    """Student -> IAM user of the deployed LabContainers stack: every student's, or the one asked for."""
+    users = physical_ids_by_student(target.clients, config.names.stack("LabContainers"), "AWS::IAM::User")
+    if not users:
+        raise UsageError("LabContainers is not deployed (labctl deploy LabContainers)")
+    if student is not None and student not in users:
+        raise UsageError(f"{student} has no container user yet (students added after the deploy need "
+                         "`labctl deploy LabContainers`)")
+    return {name: users[name] for name in config.students if name in users and student in (None, name)}
+
+
+def issue_keys(target: Target, config: LabConfig, student: str | None, out: Path, *,
+               csv: bool = False) -> list[tuple[str, access_keys.IssuedKey, Path]]:
+    """A new key per student, each in its own private file; what is printed never holds the secret."""
+    iam = target.clients("iam")
+    users = _container_users(target, config, student)
+    # Checked for all first, so that a refusal leaves no half-issued class behind.
+    holders = [user for user in users.values() if access_keys.list_keys(iam, user)]
+    if holders:
+        raise UsageError(f"{', '.join(holders)} already hold(s) an access key; `labctl keys delete STUDENT` first")
+    issued = []
+    for name, user in users.items():
+        key = access_keys.issue(iam, user)
+        if csv:
+            path = access_keys.write_private(out / f"{name}.csv", access_keys.csv_text(key, config.region))
+        else:
+            text = access_keys.credentials_text(key, config.course_id, config.region)
+            path = access_keys.write_private(out / f"{name}.credentials", text)
+        echo(f"{name}: access key {access_keys.masked(key.access_key_id)} of {user} -> {path} (mode 0600)")
+        issued.append((name, key, path))
+    return issued
+
+
+def cmd_keys(args: argparse.Namespace, config: LabConfig) -> int:
+    if args.student is not None and args.student not in config.students:
+        raise UsageError(f"student {args.student!r} is not in {args.config}")
+    target = _target(args, config)
+    out = Path(args.out) if args.out else KEYS_ROOT / config.course_id
+    if args.action == "issue":
+        if config.expires < dt.date.today():
+            raise UsageError(f"the course ended on {config.expires}; no new keys (deactivate or delete still work)")
+        issue_keys(target, config, args.student, out, csv=args.csv)
+        profile = "" if args.csv else f" (AWS profile [{config.course_id}], region {config.region})"
+        echo(f"hand each file to its student privately{profile}")
+        return 0
+    iam = target.clients("iam")
+    for name, user in _container_users(target, config, args.student).items():
+        if args.action == "list":
+            keys = access_keys.list_keys(iam, user)
+            listed = ", ".join(f"{access_keys.masked(k.access_key_id)} {k.status}" for k in keys)
+            echo(f"{name}: {user}: {listed or 'no access keys'}")
+        elif args.action == "deactivate":
+            changed = access_keys.deactivate(iam, user)
+            echo(f"{name}: deactivated {len(changed)} access key(s) of {user}")
+        else:
+            deleted = access_keys.delete(iam, user)
+            # The local copies hold a dead key now; removing them leaves nothing to mistake for a live one.
+            removed = [path for path in (out / f"{name}.credentials", out / f"{name}.csv") if path.exists()]
+            for path in removed:
+                path.unlink()
+            echo(f"{name}: deleted {len(deleted)} access key(s) of {user}, {len(removed)} local file(s)")
+    return 0
 
 
 def _archive_dir(config: LabConfig) -> Path:
@@ -96,6 +161,7 @@ def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
         f"stop every notebook of {', '.join(config.names.stack(lab) for lab in labs)}",
         f"archive every lab bucket to {archive}, then empty it" if archive else "empty every lab bucket WITHOUT archive",
         "terminate GPU instances: their volumes are deleted (students keep work in their buckets)",
+        "delete the container users' access keys and the class repository's images",
         "delete the stacks and the notebooks' log streams, then audit for leftovers",
     ]
     console.print("plan:\n  " + "\n  ".join(plan))
@@ -251,6 +317,24 @@ def demo_image_labels(target: Target, config: LabConfig, workdir: Path) -> dict[
             s3.get_object(Bucket=names.bucket, Key=obj["Key"])["Body"].read()).hexdigest()
         for obj in s3.list_objects_v2(Bucket=names.bucket).get("Contents", [])
     }
+def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabConfig, keys_dir: Path) -> None:
+    """Each student gets a key; the first logs in to the DLC registry with it, as in the course's demo."""
+    issued = issue_keys(target, config, None, keys_dir)
+    if not issued:
+        return
+    student, key, _ = issued[0]
+    ecr = boto3.Session(aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key,
+                        region_name=config.region).client("ecr", endpoint_url=endpoint.url)
+    echo(f"{student}$ {dlc.login_command(ecr, config.region)}")
+    if config.containers.class_repository:
+        # What `docker push` leaves in the class repository, so destroy has images to remove.
+        ecr.put_image(repositoryName=config.names.class_repository, imageTag=f"{student}-lab1",
+                      imageManifest=class_repository.layerless_manifest(student))
+        echo(f"{student}: pushed {config.names.class_repository}:{student}-lab1")
+    image = dlc.find_image("pytorch", device="gpu")
+    echo(f"{student}$ {dlc.run_command(image, config.region)}")
+    if image.note:
+        echo(f"note: {image.note}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -276,7 +360,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         console.rule(f"1/5 deploy {', '.join(labs)} into the {target.label}")
         print_inventory(console, deploy(config, Path(args.config), target, labs, echo=echo))
 
-        console.rule("2/5 students work: files land in their buckets")
+        console.rule("2/5 students work: files land in their buckets, container keys are issued")
         s3, sm = target.clients("s3"), target.clients("sagemaker")
         written: dict[str, str] = {}
         for student in config.students:
@@ -285,6 +369,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 s3.put_object(Bucket=names.bucket, Key=key, Body=body.encode())
                 written[f"{names.bucket}/{key}"] = hashlib.sha256(body.encode()).hexdigest()
             console.print(f"{student}: wrote {len(STUDENT_WORK)} files to s3://{names.bucket}")
+        with tempfile.TemporaryDirectory(prefix="labkit-demo-keys-") as keys_dir:
+            _demo_containers(target, endpoint, config, Path(keys_dir))
 
         console.rule("3/5 image labels (LabRekognition): upload, label, read the result (lab_scripts.rekognition)")
         with tempfile.TemporaryDirectory() as workdir:
@@ -347,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "terminate", "status", "connect"])
     p.add_argument("student")
     with_target(sub.add_parser("doctor", help="is the GPU type offered here, and does the vCPU quota fit the class?"))
+    p = with_target(sub.add_parser("keys", help="access keys of the students' container users (LabContainers)"))
+    p.add_argument("action", choices=["issue", "list", "deactivate", "delete"])
+    p.add_argument("student", nargs="?", help="one student (default: every student)")
+    p.add_argument("--out", help=f"folder for issued key files (default: {KEYS_ROOT.relative_to(ROOT)}/<course>)")
+    p.add_argument("--csv", action="store_true", help="issue as CSV (spreadsheet-safe) instead of a credentials file")
     p = sub.add_parser("local", help="run the embedded emulator in the background")
     p.add_argument("action", choices=["up", "down", "env"])
     p.add_argument("--port", type=int, help="port for `up` (default: a free one)")
@@ -360,10 +451,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "local":
             return cmd_local(args)
-        allow_expired = args.command in {"destroy", "audit", "status", "notebook", "gpu"}
+        allow_expired = args.command in {"destroy", "audit", "status", "notebook", "gpu", "keys"}
         config = load_config(args.config, allow_expired=allow_expired)
         handler = {"deploy": cmd_deploy, "destroy": cmd_destroy, "audit": cmd_audit, "status": cmd_status,
-                   "notebook": cmd_notebook, "gpu": cmd_gpu, "doctor": cmd_doctor}[args.command]
+                   "notebook": cmd_notebook, "gpu": cmd_gpu, "doctor": cmd_doctor, "keys": cmd_keys}[args.command]
         return handler(args, config)
     except (ConfigError, UsageError, CdkError, ArchiveError, notebook.NotebookError, instance.InstanceError,
             RuntimeError) as exc:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from lab_scripts.dlc import DLC_REGISTRIES
 from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
 from labkit.catalog import DLAMIS, INSTANCES, incompatibility
 from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
 
-LABS = ["LabSageMaker", "LabDLAMI", "LabRekognition"]
+LABS = ["LabSageMaker", "LabDLAMI", "LabContainers", "LabRekognition"]
 
 REGIONS = frozenset(
     "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
@@ -79,6 +80,13 @@ class DlamiSettings:
 
 
 @dataclass(frozen=True)
+class ContainersSettings:
+    # Off by default: a class repository stores images (billed per GB-month) that only some courses need.
+    class_repository: bool = False
+    keep_images: int = 10
+
+
+@dataclass(frozen=True)
 class LabConfig:
     course_id: str
     account: str
@@ -90,6 +98,7 @@ class LabConfig:
     dlami: DlamiSettings = field(default_factory=DlamiSettings)
     # The Lambda function's own settings type, so lab.toml and the function cannot drift apart.
     rekognition: Analysis = field(default_factory=Analysis)
+    containers: ContainersSettings = field(default_factory=ContainersSettings)
 
     @property
     def names(self) -> CourseNames:
@@ -101,7 +110,8 @@ _SCHEMA: dict[str, set[str]] = {
     "sagemaker": {"instance_type", "volume_gb", "idle_minutes"},
     "dlami": {f.name for f in fields(DlamiSettings)},
     "rekognition": {"features", "min_confidence", "max_labels"},
-    "": {"course", "sagemaker", "dlami", "rekognition", "students"},
+    "containers": {"class_repository", "keep_images"},
+    "": {"course", "sagemaker", "dlami", "rekognition", "containers", "students"},
 }
 
 
@@ -155,6 +165,9 @@ def parse_config(
     region = required(course, "course", "region", str)
     if region not in REGIONS:
         raise fail("course.region", f"'{region}' is not an AWS commercial region")
+    if region not in DLC_REGISTRIES:
+        raise fail("course.region", f"'{region}' has no AWS Deep Learning Containers registry, which LabContainers "
+                   f"pulls from (regions with one: {', '.join(sorted(DLC_REGISTRIES))})")
 
     expires = course.get("expires")
     if isinstance(expires, str):
@@ -195,6 +208,13 @@ def parse_config(
         raise fail("sagemaker.idle_minutes", f"{idle!r} must be whole minutes between 5 and 1440")
 
     rekognition = _rekognition(raw.get("rekognition", {}), fail)
+    ct_raw = raw.get("containers", {})
+    class_repository = ct_raw.get("class_repository", ContainersSettings.class_repository)
+    if not isinstance(class_repository, bool):
+        raise fail("containers.class_repository", f"{class_repository!r} must be true or false")
+    keep_images = ct_raw.get("keep_images", ContainersSettings.keep_images)
+    if not isinstance(keep_images, int) or isinstance(keep_images, bool) or not 1 <= keep_images <= 1000:
+        raise fail("containers.keep_images", f"{keep_images!r} must be a whole number of images between 1 and 1000")
 
     students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
@@ -218,6 +238,7 @@ def parse_config(
         sagemaker=SageMakerSettings(instance_type=instance_type, volume_gb=volume_gb, idle_minutes=idle),
         dlami=_parse_dlami(raw.get("dlami", {}), region, fail),
         rekognition=rekognition,
+        containers=ContainersSettings(class_repository=class_repository, keep_images=keep_images),
     )
     names = config.names
     try:
@@ -323,7 +344,9 @@ def to_toml(config: LabConfig) -> str:
         f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
         f"idle_minutes = {sm.idle_minutes}\n\n"
         f"[rekognition]\nfeatures = [{features}]\n"
-        f"min_confidence = {config.rekognition.min_confidence}\nmax_labels = {config.rekognition.max_labels}\n\n[dlami]\n"
+        f"min_confidence = {config.rekognition.min_confidence}\nmax_labels = {config.rekognition.max_labels}\n\n"
+        f"[containers]\nclass_repository = {str(config.containers.class_repository).lower()}\n"
+        f"keep_images = {config.containers.keep_images}\n\n[dlami]\n"
         + "".join(f"{f.name} = {_toml_value(getattr(config.dlami, f.name))}\n" for f in fields(DlamiSettings)
                   if getattr(config.dlami, f.name) is not None)
     )

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from lab_scripts import buckets, notebook
+from lab_scripts import access_keys, buckets, class_repository, notebook
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.inventory import Found, stack_inventory
 from lab_scripts.network_cleanup import clean_vpc
@@ -97,6 +97,20 @@ def _remember_lifecycle_config(ctx: _Drain, arn: str) -> None:
 
 def _remember_vpc(ctx: _Drain, vpc_id: str) -> None:
     ctx.result.known.append(("vpc", vpc_id))
+def _delete_access_keys(ctx: _Drain, user: str) -> None:
+    # labctl issues keys outside CloudFormation, and IAM refuses to delete a user that still has one.
+    try:
+        deleted = access_keys.delete(ctx.target.clients("iam"), user)
+    except access_keys.AccessKeyError:
+        return  # the user is already gone, and its keys with it
+    if deleted:
+        ctx.echo(f"{user}: deleted {len(deleted)} access key(s) "
+                 f"({', '.join(access_keys.masked(key) for key in deleted)})")
+
+
+def _empty_repository(ctx: _Drain, name: str) -> None:
+    deleted = class_repository.empty_repository(ctx.target.clients("ecr"), name)
+    ctx.echo(f"ECR {name}: deleted {deleted} image(s)")
 
 
 # What must happen to each resource type, in this order, before CloudFormation may delete it: nothing of the
@@ -107,6 +121,8 @@ DRAIN: dict[str, Callable[[_Drain, str], None]] = {
     "AWS::SQS::Queue": _report_failed_events,
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": _remember_lifecycle_config,
     "AWS::EC2::VPC": _remember_vpc,
+    "AWS::IAM::User": _delete_access_keys,
+    "AWS::ECR::Repository": _empty_repository,
 }
 
 

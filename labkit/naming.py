@@ -32,6 +32,15 @@ RULES: dict[str, NameRule] = {
     for rule in (
         NameRule("S3 bucket", 63, re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"), "a-z 0-9 . -", min_len=3),
         NameRule("IAM role", 64, re.compile(r"^[\w+=,.@-]+$"), "letters, digits, +=,.@_-"),
+        NameRule("IAM user", 64, re.compile(r"^[\w+=,.@-]+$"), "letters, digits, +=,.@_-"),
+        NameRule("IAM group", 128, re.compile(r"^[\w+=,.@-]+$"), "letters, digits, +=,.@_-"),
+        NameRule(
+            "ECR repository",
+            256,
+            re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"),
+            "a-z 0-9 and single . _ - / between them",
+            min_len=2,
+        ),
         NameRule("IAM path", 512, re.compile(r"^/([\x21-\x7e]*/)?$"), "printable ASCII, starting and ending with /"),
         NameRule("SageMaker notebook", 63, re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"), "letters, digits, -"),
         NameRule(
@@ -97,6 +106,10 @@ class StudentNames:
     def idle_alarm(self) -> str:
         return f"{self.course}-{self.student}-gpu-idle"
 
+    @property
+    def containers_user(self) -> str:
+        return f"{self.course}-{self.student}-dlc"
+
     def validate(self) -> None:
         """Raise AwsNameError for the first name of this student that AWS would reject."""
         check("S3 bucket", self.bucket)
@@ -104,6 +117,7 @@ class StudentNames:
         check("IAM role", self.notebook_role)
         check("SageMaker lifecycle config", self.lifecycle_config)
         check("CloudWatch alarm", self.idle_alarm)
+        check("IAM user", self.containers_user)
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,15 @@ class CourseNames:
     def vpc(self) -> str:
         return f"{self.course}-lab"
 
+    @property
+    def containers_group(self) -> str:
+        return f"{self.course}-containers"
+
+    @property
+    def class_repository(self) -> str:
+        # Starts with the course id like every other name, so the audit finds it by prefix.
+        return f"{self.course}-class"
+
     def student(self, student: str) -> StudentNames:
         return StudentNames(self.course, student, self.account, self.region)
 
@@ -180,6 +203,8 @@ class CourseNames:
         check("IAM path", self.iam_path)
         check("IAM role", self.dlami_role)
         check("IAM instance profile", self.dlami_role)
+        check("IAM group", self.containers_group)
+        check("ECR repository", self.class_repository)
         for lab in labs:
             check("CloudFormation stack", self.stack(lab))
         if "LabRekognition" in labs:

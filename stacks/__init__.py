@@ -9,6 +9,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from labkit.config import LABS, LabConfig
 from labkit.naming import TAG_COURSE, TAG_MANAGED_BY
+from stacks.containers_stack import LabContainersStack
 from stacks.dlami_stack import LabDlamiStack
 from stacks.rekognition_stack import LabRekognitionStack
 from stacks.sagemaker_stack import LabSageMakerStack
@@ -18,6 +19,7 @@ from stacks.sagemaker_stack import LabSageMakerStack
 STACKS: dict[str, tuple[Callable[..., Stack], str]] = {
     "LabSageMaker": (LabSageMakerStack, "SageMaker notebooks"),
     "LabDLAMI": (LabDlamiStack, "GPU workstations with the Deep Learning AMI"),
+    "LabContainers": (LabContainersStack, "Deep Learning Containers pull access"),
     "LabRekognition": (LabRekognitionStack, "S3 uploads labelled by Rekognition"),
 }
 

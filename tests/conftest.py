@@ -30,9 +30,10 @@ def course_raw(**sections: dict[str, Any]) -> dict[str, Any]:
             "budget_usd": 150,
         },
         "sagemaker": {"instance_type": "ml.t3.medium", "volume_gb": 10, "idle_minutes": 60},
+        "containers": {"class_repository": True, "keep_images": 10},
     }
     for key, value in sections.items():
-        if isinstance(raw.get(key), dict):
+        if isinstance(raw.get(key), dict) and isinstance(value, dict):
             raw[key] = {**raw[key], **value}
         else:
             raw[key] = value

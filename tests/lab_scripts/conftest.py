@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,3 +35,8 @@ def versioned_bucket(aws: Any, name: str) -> Any:
     client.create_bucket(Bucket=name)
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return client
+def create_lab_stack(aws: Any, stack_name: str, template: dict[str, Any]) -> dict[str, Any]:
+    """Deploy a synthesized lab template into moto's CloudFormation (it needs the CDK bootstrap version)."""
+    aws("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
+    aws("cloudformation").create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+    return template

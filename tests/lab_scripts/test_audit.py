@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, audit_course
+from lab_scripts.class_repository import layerless_manifest
 from labkit.naming import TAG_COURSE
 from tests.lab_scripts.conftest import create_notebook
 
@@ -116,3 +117,23 @@ def test_finds_functions_queues_and_their_log_groups(aws: Any) -> None:
         ("log group", "/aws/lambda/ml101-rekognition-labels"), ("log group", "/aws/lambda/ml101-old"),
     }
     assert {item.name for item in report.billable} == {"/aws/lambda/ml101-old"}  # the only one holding logs
+def test_access_keys_groups_and_class_repository_are_leftovers(aws: Any) -> None:
+    iam = aws("iam")
+    iam.create_user(UserName="ml101-alice-dlc", Path=PATH)
+    key = iam.create_access_key(UserName="ml101-alice-dlc")["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName="ml101-alice-dlc", AccessKeyId=key, Status="Inactive")
+    iam.create_group(GroupName="ml101-containers", Path=PATH)
+    ecr = aws("ecr")
+    ecr.create_repository(repositoryName="ml101-class")
+    ecr.put_image(repositoryName="ml101-class", imageTag="v1", imageManifest=layerless_manifest("v1"))
+    ecr.create_repository(repositoryName="ml101-empty")
+    ecr.create_repository(repositoryName="ml102-class")
+
+    report = audit_course(aws, "ml101", PATH)
+    assert kinds(report) == {
+        ("user", "ml101-alice-dlc"), ("access key", f"ml101-alice-dlc/{key}"), ("group", "ml101-containers"),
+        ("repository", "ml101-class"), ("repository", "ml101-empty"),
+    }
+    # An inactive key is still a leftover: anyone can reactivate it while the user exists.
+    assert next(i for i in report.leftovers if i.kind == "access key").detail == "Inactive"
+    assert {item.name for item in report.billable} == {"ml101-class"}  # stored images bill, an empty repo not

@@ -11,16 +11,14 @@ import pytest
 from aws_cdk.assertions import Template
 
 from lab_scripts.inventory import EXISTS, MISSING, SKIPPED, physical_ids_by_student, stack_inventory
+from tests.lab_scripts.conftest import create_lab_stack
 
 STACK = "ml101-LabSageMaker"
 
 
 @pytest.fixture
 def deployed(aws: Any, templates: dict[str, Template]) -> dict[str, Any]:
-    template = templates["LabSageMaker"].to_json()
-    aws("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
-    aws("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
-    return template  # type: ignore[no-any-return]
+    return create_lab_stack(aws, STACK, templates["LabSageMaker"].to_json())
 
 
 def by_type(found: list[Any]) -> dict[str, list[Any]]:
@@ -118,3 +116,52 @@ def test_labeler_resources_deleted_behind_cloudformation_are_missing(aws: Any, l
     again = {row.type: row for row in stack_inventory(aws, LABELS_STACK, labeler)}
     for kind in ("AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::Lambda::Function", "AWS::Lambda::Permission"):
         assert again[kind].state == MISSING, (kind, again[kind])
+CONTAINERS = "ml101-LabContainers"
+
+
+@pytest.fixture
+def containers(aws: Any, templates: dict[str, Template]) -> dict[str, Any]:
+    return create_lab_stack(aws, CONTAINERS, templates["LabContainers"].to_json())
+
+
+def test_container_users_exist_and_what_moto_skipped_is_named(aws: Any, containers: dict[str, Any]) -> None:
+    rows = by_type(stack_inventory(aws, CONTAINERS, containers))
+    users = rows["AWS::IAM::User"]
+    assert {(row.student, row.state, row.physical_id) for row in users} == {
+        ("alice", EXISTS, "ml101-alice-dlc"), ("bob", EXISTS, "ml101-bob-dlc")}
+    # moto has no AWS::IAM::Group: the group, its inline policies and the memberships do not exist there.
+    assert [row.state for row in rows["AWS::IAM::Group"]] == [SKIPPED]
+    assert all({"Groups", "Tags"} <= set(row.ignored) for row in users)
+    (repository,) = rows["AWS::ECR::Repository"]
+    assert repository.state == EXISTS and "LifecyclePolicy" in repository.ignored
+
+
+def test_container_user_shows_its_access_keys(aws: Any, containers: dict[str, Any]) -> None:
+    aws("iam").create_access_key(UserName="ml101-alice-dlc")
+    alice = next(r for r in stack_inventory(aws, CONTAINERS, containers) if r.student == "alice")
+    assert "1 access key(s)" in alice.detail
+
+
+def test_group_probe_reports_members_and_policies(aws: Any) -> None:
+    """Where the group exists (AWS), the probe reads members and inline policies back from IAM."""
+    from lab_scripts.inventory import PROBES, _Ctx
+
+    iam = aws("iam")
+    iam.create_group(GroupName="ml101-containers")
+    iam.create_user(UserName="ml101-alice-dlc")
+    iam.add_user_to_group(GroupName="ml101-containers", UserName="ml101-alice-dlc")
+    statement = {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}
+    iam.put_group_policy(GroupName="ml101-containers", PolicyName="dlc-pull",
+                         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    props = {"Policies": [{"PolicyName": "dlc-pull"}, {"PolicyName": "class-repository"}]}
+    detail, ignored = PROBES["AWS::IAM::Group"](_Ctx(aws, {}), "ml101-containers", props)
+    assert detail == "1 member(s), inline policies: dlc-pull" and ignored == ("Policies",)
+    detail, ignored = PROBES["AWS::IAM::User"](_Ctx(aws, {"G": "ml101-containers"}), "ml101-alice-dlc",
+                                                {"Groups": [{"Ref": "G"}]})
+    assert "groups: ml101-containers" in detail and ignored == ()
+
+
+def test_repository_deleted_behind_cloudformation_is_missing(aws: Any, containers: dict[str, Any]) -> None:
+    aws("ecr").delete_repository(repositoryName="ml101-class")
+    (row,) = [r for r in stack_inventory(aws, CONTAINERS, containers) if r.type == "AWS::ECR::Repository"]
+    assert (row.state, row.detail) == (MISSING, "service says RepositoryNotFoundException")

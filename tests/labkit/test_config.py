@@ -78,6 +78,14 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"rekognition": {"max_labels": 2.5}}, "rekognition.max_labels"),
     ({"rekognition": {"max_lables": 5}}, "rekognition.max_lables"),
     ({"students": ["alice", "rekognition"]}, "students[1]"),
+    ({"course": {"region": "ca-west-1"}}, "course.region"),
+    ({"containers": {"class_repository": "yes"}}, "containers.class_repository"),
+    ({"containers": {"class_repository": 1}}, "containers.class_repository"),
+    ({"containers": {"keep_images": 0}}, "containers.keep_images"),
+    ({"containers": {"keep_images": 5.5}}, "containers.keep_images"),
+    ({"containers": {"keep_images": True}}, "containers.keep_images"),
+    ({"containers": {"repository": "x"}}, "containers.repository"),
+    ({"containers": "on"}, "containers"),
 ]
 
 
@@ -141,7 +149,8 @@ def test_rekognition_defaults_and_values() -> None:
 
 def test_to_toml_round_trips(tmp_path: Path) -> None:
     config = make_config(students=["alice", "bob-2"], sagemaker={"instance_type": "ml.g4dn.xlarge"},
-                         rekognition={"features": ["labels", "moderation"], "min_confidence": 80.5})
+                         rekognition={"features": ["labels", "moderation"], "min_confidence": 80.5},
+                         containers={"class_repository": False, "keep_images": 3})
     path = tmp_path / "course.toml"
     path.write_text(to_toml(config))
     assert load_config(path, today=TODAY) == config
@@ -162,3 +171,13 @@ def test_p3_with_a_cuda_12_dlami_is_accepted_and_the_error_names_one() -> None:
 def test_ssh_needs_key_and_narrow_cidr() -> None:
     config = make_config(dlami={"ssh_key_name": "teacher", "ssh_cidr": "203.0.113.7/32"})
     assert (config.dlami.ssh_key_name, config.dlami.ssh_cidr) == ("teacher", "203.0.113.7/32")
+def test_containers_default_to_pull_only_without_a_class_repository() -> None:
+    raw = course_raw()
+    del raw["containers"]
+    settings = parse_config(raw, today=TODAY).containers
+    assert (settings.class_repository, settings.keep_images) == (False, 10)
+
+
+def test_region_without_dlc_registry_says_so() -> None:
+    with pytest.raises(ConfigError, match="course.region: 'ca-west-1' has no AWS Deep Learning Containers registry"):
+        parse_config(course_raw(course={"region": "ca-west-1"}), source="c", today=TODAY)

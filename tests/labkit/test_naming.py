@@ -13,7 +13,11 @@ def test_names_are_derived_from_course_student_account_region() -> None:
     assert names.notebook == "ml101-alice"
     assert names.notebook_role == "ml101-alice-notebook"
     assert names.lifecycle_config == "ml101-alice-autostop"
+    assert names.containers_user == "ml101-alice-dlc"
     names.validate()
+    course = CourseNames("ml101", "123456789012", "eu-west-1")
+    assert (course.containers_group, course.class_repository) == ("ml101-containers", "ml101-class")
+    course.validate_course(["LabContainers"])
 
 
 @pytest.mark.parametrize(
@@ -39,6 +43,16 @@ def test_names_are_derived_from_course_student_account_region() -> None:
         ("SQS queue", "ml101 failed", "characters AWS rejects"),
         ("CloudWatch log group", "/" + "g" * 512, "AWS allows 1-512"),
         ("CloudWatch log group", "/aws/lambda/a b", "characters AWS rejects"),
+        ("IAM user", "u" * 65, "AWS allows 1-64"),
+        ("IAM user", "has/slash", "characters AWS rejects"),
+        ("IAM group", "g" * 129, "AWS allows 1-128"),
+        ("IAM group", "has space", "characters AWS rejects"),
+        ("ECR repository", "a", "AWS allows 2-256"),
+        ("ECR repository", "r" * 257, "AWS allows 2-256"),
+        ("ECR repository", "Upper", "characters AWS rejects"),
+        ("ECR repository", "double--dash", "characters AWS rejects"),
+        ("ECR repository", "trailing/", "characters AWS rejects"),
+        ("ECR repository", "-leading", "characters AWS rejects"),
     ],
 )
 def test_limits(kind: str, name: str, reason: str) -> None:
@@ -61,3 +75,5 @@ def test_longest_valid_names_pass() -> None:
     assert check("IAM role", "r" * 64)
     assert check("SageMaker notebook", "a-" * 31 + "a")
     assert check("Lambda function", "f" * 64) and check("SQS queue", "q" * 80)
+    assert check("IAM user", "u" * 64) and check("IAM group", "g" * 128)
+    assert check("ECR repository", "ml101/class_images.v2") and check("ECR repository", "ab")
