@@ -17,6 +17,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.class_network import ClassNetwork
+from infra.dlc_pull import acknowledge_registry_login, dlc_pull_document
 from infra.nag import acknowledge
 from lab_scripts.boot_scripts import render_gpu_user_data
 from labkit.catalog import DLAMIS
@@ -53,7 +54,7 @@ class GpuWorkstations(Construct):
             "Role",
             role_name=names.dlami_role,
             path=names.iam_path,
-            description="GPU lab instances: Session Manager only",
+            description="GPU lab instances: Session Manager and Deep Learning Containers pulls only",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
         )
         policy = iam.Policy(
@@ -68,6 +69,10 @@ class GpuWorkstations(Construct):
             "Session Manager's agent actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel) do not support "
             "resource-level permissions; this inline policy replaces the broader AmazonSSMManagedInstanceCore.",
         )
+        # Students on the instance pull Deep Learning Containers with the instance role: no access keys needed.
+        dlc_pull = iam.Policy(self, "DlcPull", document=dlc_pull_document(self, Stack.of(self).region))
+        dlc_pull.attach_to_role(self.role)
+        acknowledge_registry_login(dlc_pull)
         self.profile = iam.CfnInstanceProfile(
             self, "Profile", instance_profile_name=names.dlami_role, path=names.iam_path, roles=[self.role.role_name]
         )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from infra.gpu_workstations import SESSION_MANAGER_ACTIONS
 from labkit.catalog import DLAMIS
 from labkit.config import LabConfig
 from labkit.naming import TAG_COURSE, TAG_STUDENT
@@ -86,14 +87,18 @@ def test_idle_alarm_stops_the_instance(template: Template, config: LabConfig) ->
     })
 
 
-def test_instance_role_is_session_manager_only(template: Template) -> None:
+def test_instance_role_is_session_manager_and_dlc_pull_only(template: Template) -> None:
     for role in template.find_resources("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
+    actions = set()
     for policy in template.find_resources("AWS::IAM::Policy").values():
-        actions = {a for s in policy["Properties"]["PolicyDocument"]["Statement"] for a in s["Action"]}
-        assert actions <= {"ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel",
-                           "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
-                           "ssmmessages:OpenDataChannel"}
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            actions.update(listed)
+            if "ecr:BatchGetImage" in listed:
+                assert all(":763104351884:repository/" in json.dumps(arn) for arn in statement["Resource"])
+    assert actions == set(SESSION_MANAGER_ACTIONS) | {
+        "ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
 
 
 def test_instances_carry_course_student_and_name_tags(template: Template, config: LabConfig) -> None:
