@@ -130,6 +130,8 @@ class GpuWorkstations(Construct):
                     ),
                 )],
                 tags=[{"key": "Name", "value": student_names.workstation}],
+                # Course tags on the root volume let the audit find a volume that outlives its instance.
+                propagate_tags_to_volume_on_creation=True,
             )
             instance.node.add_dependency(policy)
             acknowledge(

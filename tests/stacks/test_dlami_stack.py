@@ -43,6 +43,7 @@ def test_instances_require_imdsv2_and_encrypted_volumes(template: Template) -> N
             ],
             "InstanceType": "g4dn.xlarge",
             "InstanceInitiatedShutdownBehavior": "stop",
+            "PropagateTagsToVolumeOnCreation": True,
         },
     )
 
