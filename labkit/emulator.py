@@ -111,6 +111,12 @@ class Emulator:
         wait_ready(self.endpoint)
         return self.endpoint
 
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("emulator is not running")
+        return self._process.pid
+
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()
@@ -135,9 +141,8 @@ def start_detached(region: str, port: int | None = None, state_file: Path = STAT
             raise RuntimeError(f"emulator already running at {running.url} (labctl local down stops it)")
     emulator = Emulator(region, port)
     endpoint = emulator.start()
-    assert emulator._process is not None
     state_file.parent.mkdir(parents=True, exist_ok=True)
-    state_file.write_text(json.dumps({"pid": emulator._process.pid, "port": endpoint.port, "region": region}))
+    state_file.write_text(json.dumps({"pid": emulator.pid, "port": endpoint.port, "region": region}))
     return endpoint
 
 
