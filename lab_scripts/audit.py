@@ -241,7 +241,8 @@ def audit_course(
             arn = resource["ResourceARN"]
             if arn.split(":")[2] == "ec2" or _key_pending_deletion(clients, arn):
                 continue
-            if not any(name and arn.endswith(name) for name in seen):
+            # Stack ARNs end in an id after the name: match a whole path segment as well as the end.
+            if not any(name and (arn.endswith(name) or f"/{name}/" in arn) for name in seen):
                 report.leftovers.append(Leftover("tagging", "tagged resource", arn, True, "found by course tag"))
 
     def known_names() -> None:

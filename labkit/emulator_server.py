@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 
+from collections.abc import Callable
 from typing import Any
 
 from moto.ec2.models import ec2_backends
@@ -57,8 +58,11 @@ def seed(region: str, account: str = EMULATOR_ACCOUNT) -> dict[str, str]:
     return published
 
 
-def patch_moto() -> None:
-    """Give CloudFormation-created notebooks and KMS keys their template tags (see the module docstring)."""
+def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Give CloudFormation-created notebooks and KMS keys their template tags (see the module docstring).
+
+    `assign` is setattr here; tests pass pytest's monkeypatch.setattr so the patch ends with the test.
+    """
     create_notebook = FakeSagemakerNotebookInstance.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
     def notebook_with_tags(cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
@@ -77,8 +81,8 @@ def patch_moto() -> None:
         policy = json.dumps(policy) if isinstance(policy, dict) else policy
         return create_key(self, policy, key_usage, key_spec, description, tags, *args, **kwargs)
 
-    FakeSagemakerNotebookInstance.create_from_cloudformation_json = classmethod(notebook_with_tags)  # type: ignore
-    KmsBackend.create_key = key_with_tags  # type: ignore[method-assign]
+    assign(FakeSagemakerNotebookInstance, "create_from_cloudformation_json", classmethod(notebook_with_tags))
+    assign(KmsBackend, "create_key", key_with_tags)
 
 
 def main() -> None:

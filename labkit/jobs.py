@@ -7,6 +7,7 @@ service-created logs, then audit.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ class Target:
 
 def emulator_target(endpoint: Endpoint) -> Target:
     session = endpoint.session()
-    return Target(f"embedded emulator at {endpoint.url}", session.client, endpoint.env(), True, wait_delay=1)
+    # One client per service: jobs ask for clients freely, and each new botocore client costs about 30 ms.
+    return Target(f"embedded emulator at {endpoint.url}", functools.cache(session.client), endpoint.env(), True,
+                  wait_delay=1)
 
 
 def aws_target(region: str) -> Target:
@@ -307,17 +310,27 @@ def destroy(
 ) -> DestroyResult:
     result = DestroyResult()
     ctx = _Drain(target, archive_dir, echo, result)
+    deployed = []
     for lab in labs:
         stack_name = config.names.stack(lab)
         resources = _stack_resources(target, stack_name)
         if resources is None:
             echo(f"{stack_name}: not deployed")
             continue
+        deployed.append(lab)
         for kind, drain in DRAIN.items():
             for physical_id in _physical_of(resources, kind):
                 drain(ctx, physical_id)
     _remove_retained(ctx, config)
+    if deployed:
+        _delete_stacks(config, config_path, target, deployed, result, echo)
+    _delete_notebook_logs(target, config)
+    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
+    return result
 
+
+def _delete_stacks(config: LabConfig, config_path: Path, target: Target, labs: list[str], result: DestroyResult,
+                   echo: Echo) -> None:
     echo(f"deleting stacks {', '.join(config.names.stack(lab) for lab in labs)}")
     # Synthesize once; a retry after a failed delete then costs no second synthesis.
     run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env=target.env, config_path=config_path, allow_expired=True,
@@ -334,9 +347,6 @@ def destroy(
         for vpc_id in vpcs:
             clean_vpc(target.clients("ec2"), vpc_id, echo=echo, wait_delay=target.wait_delay)
         run_cdk(destroy_args, env=target.env, config_path=config_path, allow_expired=True, echo=echo)
-    _delete_notebook_logs(target, config)
-    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
-    return result
 
 
 def _delete_notebook_logs(target: Target, config: LabConfig) -> None:

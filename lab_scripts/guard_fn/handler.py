@@ -252,7 +252,8 @@ class Guard:
 
     def __init__(self, settings: Settings, clients: ClientFactory, *, now: dt.datetime,
                  sleep: Callable[[float], None] = time.sleep, poll_seconds: float = 15, max_polls: int = 40) -> None:
-        self.settings, self.policy, self.clients = settings, settings.policy, clients
+        # One client per service for the run, whatever the factory does.
+        self.settings, self.policy, self.clients = settings, settings.policy, functools.cache(clients)
         self.now = now
         self.local = now.astimezone(self.policy.zone())
         self.expired = self.local.date() > settings.expires
@@ -476,8 +477,13 @@ class Guard:
         """One message per run that found something; a quiet run sends nothing (no mail every half hour)."""
         if not self.settings.topic_arn or not (report.actions or report.notes):
             return
-        self.call(self.clients("sns").publish, TopicArn=self.settings.topic_arn, Subject=report.subject,
-                  Message=report.text())
+        try:
+            self.call(self.clients("sns").publish, TopicArn=self.settings.topic_arn, Subject=report.subject,
+                      Message=report.text())
+        except ClientError as exc:
+            # What was done is done; the report stays in the function's log, and the failure is said there.
+            logger.error("report not published (%s):\n%s", error_code(exc), report.text())
+            report.notes.append(f"report not published to the topic ({error_code(exc)})")
 
 
 def _kept_detail(rows: list[dict[str, Any]]) -> str:
