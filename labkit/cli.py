@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import sys
@@ -12,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -224,36 +226,39 @@ def cmd_teardown(args: argparse.Namespace, config: LabConfig) -> int:
     return 0 if result.audit.clean else 1
 
 
+def _notebook_stopped(sm: Any, name: str, delay: int) -> str:
+    return notebook.stop(sm, name, delay=delay).status
+
+
+def _instance_stopped(ec2: Any, instance_id: str, delay: int) -> str:
+    state = instance.stop(ec2, instance_id, delay=delay)
+    return f"{state.state} ({state.instance_type})"
+
+
 def stop_all(target: Target, config: LabConfig) -> list[str]:
     """Stop every running notebook and instance of the course, with a progress bar; returns the failures."""
     notebooks, instances = running_machines(target, config)
     if not notebooks and not instances:
         console.print("nothing of the course is running")
         return []
-    sm, ec2 = target.clients("sagemaker"), target.clients("ec2")
+    sm, ec2, delay = target.clients("sagemaker"), target.clients("ec2"), target.wait_delay
+    # Every stop is requested first, so the machines stop together; then each is waited for.
+    for name in notebooks:
+        notebook.stop(sm, name, wait=False)
+    for instance_id in instances:
+        instance.stop(ec2, instance_id, wait=False)
+    waits: list[tuple[str, Callable[[], str]]] = [
+        (f"notebook {name}", functools.partial(_notebook_stopped, sm, name, delay)) for name in notebooks
+    ] + [(f"instance {i}", functools.partial(_instance_stopped, ec2, i, delay)) for i in instances]
     failures: list[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
-        task = progress.add_task("stopping", total=len(notebooks) + len(instances))
-        # Every stop is requested first, so the machines stop together; then each is waited for (below).
-        for name in notebooks:
-            notebook.stop(sm, name, wait=False)
-        for instance_id in instances:
-            instance.stop(ec2, instance_id, wait=False)
-        for name in notebooks:
-            progress.update(task, description=f"notebook {name}")
+        task = progress.add_task("stopping", total=len(waits))
+        for label, wait in waits:
+            progress.update(task, description=label)
             try:
-                state = notebook.stop(sm, name, delay=target.wait_delay)
-                progress.console.print(f"notebook {name}: {state.status}")
-            except notebook.NotebookError as exc:
-                failures.append(str(exc))
-            progress.advance(task)
-        for instance_id in instances:
-            progress.update(task, description=f"instance {instance_id}")
-            try:
-                stopped = instance.stop(ec2, instance_id, delay=target.wait_delay)
-                progress.console.print(f"instance {instance_id}: {stopped.state} ({stopped.instance_type})")
-            except instance.InstanceError as exc:
+                progress.console.print(f"{label}: {wait()}")
+            except (notebook.NotebookError, instance.InstanceError) as exc:
                 failures.append(str(exc))
             progress.advance(task)
     for failure in failures:

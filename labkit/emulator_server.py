@@ -63,7 +63,7 @@ def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
 
     `assign` is setattr here; tests pass pytest's monkeypatch.setattr so the patch ends with the test.
     """
-    create_notebook = FakeSagemakerNotebookInstance.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    create_notebook = FakeSagemakerNotebookInstance.create_from_cloudformation_json.__func__  # type: ignore
 
     def notebook_with_tags(cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
         notebook = create_notebook(cls, resource_name, cloudformation_json, *args, **kwargs)

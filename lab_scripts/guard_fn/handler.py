@@ -114,32 +114,38 @@ class Settings:
     idle_cpu_percent: int = 5
     policy: Policy = Policy()
 
-    ENV = ("LABKIT_COURSE", "LABKIT_EXPIRES", "LABKIT_STACKS", "LABKIT_IAM_PATH", "LABKIT_TOPIC_ARN",
-           "LABKIT_TEARDOWN_ROLE_ARN", "LABKIT_IDLE_CPU_PERCENT", "LABKIT_DRY_RUN", "LABKIT_IDLE_MINUTES",
-           "LABKIT_AFTER_HOURS", "LABKIT_TIMEZONE", "LABKIT_MAX_ACTIONS")
+    # Field -> environment variable; policy fields are read from the same environment.
+    ENV = {name: f"LABKIT_{name.upper()}" for name in (
+        "course", "expires", "stacks", "iam_path", "topic_arn", "teardown_role_arn", "idle_cpu_percent", "dry_run",
+        "idle_minutes", "after_hours", "timezone", "max_actions")}
 
     def to_env(self) -> dict[str, str]:
         policy = self.policy
-        values = (self.course, self.expires.isoformat(), ",".join(self.stacks), self.iam_path, self.topic_arn,
-                  self.teardown_role_arn, str(self.idle_cpu_percent), str(policy.dry_run).lower(),
-                  str(policy.idle_minutes), policy.after_hours or "off", policy.timezone, str(policy.max_actions))
-        return dict(zip(self.ENV, values))
+        text = {"expires": self.expires.isoformat(), "stacks": ",".join(self.stacks),
+                "dry_run": str(policy.dry_run).lower(), "after_hours": policy.after_hours or "off"}
+        values = {**{name: str(getattr(self, name)) for name in ("course", "iam_path", "topic_arn",
+                                                                  "teardown_role_arn", "idle_cpu_percent")},
+                  **{name: str(getattr(policy, name)) for name in ("idle_minutes", "timezone", "max_actions")},
+                  **text}
+        return {variable: values[name] for name, variable in self.ENV.items()}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the function's environment; fail loudly, naming every missing variable, at cold start."""
-        env = os.environ if environ is None else environ
-        missing = [name for name in cls.ENV if not env.get(name)]
-        if missing:
-            raise SettingsError(f"missing environment variables: {', '.join(missing)}")
-        (course, expires, stacks, iam_path, topic, role, cpu, dry_run, idle, after_hours, zone,
-         cap) = (env[name] for name in cls.ENV)
-        if dry_run not in {"true", "false"}:
-            raise SettingsError(f"LABKIT_DRY_RUN {dry_run!r} must be true or false")
+        source = os.environ if environ is None else environ
+        raw = {name: source.get(variable, "") for name, variable in cls.ENV.items()}
+        absent = [cls.ENV[name] for name, value in raw.items() if not value]
+        if absent:
+            raise SettingsError(f"missing environment variables: {', '.join(absent)}")
+        if raw["dry_run"] not in {"true", "false"}:
+            raise SettingsError(f"LABKIT_DRY_RUN {raw['dry_run']!r} must be true or false")
         try:
-            policy = Policy(dry_run == "true", int(idle), "" if after_hours == "off" else after_hours, zone, int(cap))
-            return cls(course, dt.date.fromisoformat(expires), tuple(stacks.split(",")), iam_path, topic, role,
-                       int(cpu), policy)
+            policy = Policy(raw["dry_run"] == "true", int(raw["idle_minutes"]),
+                            "" if raw["after_hours"] == "off" else raw["after_hours"], raw["timezone"],
+                            int(raw["max_actions"]))
+            return cls(raw["course"], dt.date.fromisoformat(raw["expires"]), tuple(raw["stacks"].split(",")),
+                       raw["iam_path"], raw["topic_arn"], raw["teardown_role_arn"], int(raw["idle_cpu_percent"]),
+                       policy)
         except ValueError as exc:
             raise SettingsError(f"invalid environment: {exc}") from None
 

@@ -84,7 +84,8 @@ def test_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     assert "0 resources left" in out and "ml101-guard-schedule: disabled" in out
     assert (archive / config.names.student("alice").bucket / "work" / "model.py").read_bytes() == b"import mxnet\n"
     assert not target.clients("ec2").describe_vpcs(Filters=[{"Name": "vpc-id", "Values": vpcs}])["Vpcs"]
-    statuses = {s["StackName"]: s["StackStatus"] for s in target.clients("cloudformation").list_stacks()["StackSummaries"]}
+    summaries = target.clients("cloudformation").list_stacks()["StackSummaries"]
+    statuses = {s["StackName"]: s["StackStatus"] for s in summaries}
     assert statuses[stack] == statuses[config.names.stack("LabGuard")] == "DELETE_COMPLETE"
     assert statuses.get(config.names.stack("LabDLAMI"), "DELETE_COMPLETE") == "DELETE_COMPLETE"
 

@@ -12,13 +12,19 @@ import pytest
 from moto import mock_aws
 
 
+@functools.cache
+def _session() -> boto3.Session:
+    """One boto3 session for the whole run. moto gives each test a fresh default session, which parses every
+    service model again (tens of milliseconds per client); the mock itself does not depend on the session."""
+    return boto3.Session(region_name="us-east-1")
+
+
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """A client factory on a fresh moto account, shaped like the one labkit passes to lab scripts."""
     with mock_aws():
-        # One client per service and test: creating a botocore client costs about 30 ms, and code under test
-        # asks its factory for clients freely.
-        yield functools.cache(lambda service: boto3.client(service, region_name="us-east-1"))
+        # One client per service and test: code under test asks its factory for clients freely.
+        yield functools.cache(_session().client)
 
 
 @pytest.fixture

@@ -106,16 +106,22 @@ def reports(aws: Any) -> tuple[str, Callable[[], list[dict[str, str]]]]:
 
 @pytest.fixture
 def course(aws: Any) -> dict[str, str]:
-    """A running class: two tagged notebooks and an instance, a student key, two lab stacks; and one of each
-    thing the guard must never touch (untagged, or another course's)."""
+    """A running class: two tagged notebooks, a GPU instance and a student's access key."""
     return {
         "alice": tagged_notebook(aws, "ml101-alice"),
         "bob": tagged_notebook(aws, "ml101-bob"),
+        "gpu": launch(aws),
+        "key": student_key(aws, "ml101-alice-dlc"),
+    }
+
+
+@pytest.fixture
+def strays(aws: Any, course: dict[str, str]) -> dict[str, str]:
+    """One of each thing the guard must never touch: untagged, or another course's."""
+    return {
         "stray": tagged_notebook(aws, "ml101-stray", tags=None),
         "other": tagged_notebook(aws, "ml101-other", tags=OTHER_TAG),
-        "gpu": launch(aws),
         "gpu-untagged": launch(aws, tags=None),
-        "key": student_key(aws, "ml101-alice-dlc"),
         "key-untagged": student_key(aws, "ml101-hand-made", tags=None),
     }
 
@@ -134,13 +140,14 @@ def test_idle_notebooks_are_stopped_and_reported(aws: Any, course: dict[str, str
     assert "- done: stop notebook ml101-alice: idle for 61 min" in message["Message"]
 
 
-def test_untagged_and_other_courses_resources_are_never_touched(aws: Any, course: dict[str, str]) -> None:
+def test_untagged_and_other_courses_resources_are_never_touched(aws: Any, course: dict[str, str],
+                                                               strays: dict[str, str]) -> None:
     lab_stack(aws, "ml101-LabSageMaker", tags=None)
     report = guard(aws, settings(after_hours="00:00-23:59"), AFTER_EXPIRY)
     touched = {action.target for action in report.actions}
     assert touched == {"ml101-alice", "ml101-bob", course["gpu"], "ml101-alice-dlc"}
     assert (notebook_status(aws, "ml101-stray"), notebook_status(aws, "ml101-other")) == ("InService", "InService")
-    assert instance_state(aws, course["gpu-untagged"]) == "running"
+    assert instance_state(aws, strays["gpu-untagged"]) == "running"
     assert key_status(aws, "ml101-hand-made") == "Active"
     assert stack_status(aws, "ml101-LabSageMaker") == "CREATE_COMPLETE"
     assert report.notes == ["stack ml101-LabSageMaker lacks the tag labkit:course=ml101; not touched"]
@@ -338,12 +345,17 @@ def expect_delete(stubber: Stubber, after: str | None, **extra: Any) -> None:
         stubber.add_response("describe_stacks", stack_row(after), {"StackName": SAGEMAKER_STACK})
 
 
-def test_delete_failed_is_retried_then_deleted_keeping_the_student_bucket(aws: Any) -> None:
-    clients, stubber = stubbed(aws, "cloudformation")
-    stubber.add_response("describe_stacks", stack_row("CREATE_COMPLETE"), {"StackName": SAGEMAKER_STACK})
+def fails_twice(stubber: Stubber, status: str) -> None:
+    """The stack is found in `status`; deleting it fails, and so does the retry; the bucket is what failed."""
+    stubber.add_response("describe_stacks", stack_row(status), {"StackName": SAGEMAKER_STACK})
     expect_delete(stubber, "DELETE_FAILED")
     expect_delete(stubber, "DELETE_FAILED")
     stubber.add_response("list_stack_resources", failed_resources(), {"StackName": SAGEMAKER_STACK})
+
+
+def test_delete_failed_is_retried_then_deleted_keeping_the_student_bucket(aws: Any) -> None:
+    clients, stubber = stubbed(aws, "cloudformation")
+    fails_twice(stubber, "CREATE_COMPLETE")
     expect_delete(stubber, None, RetainResources=["aliceStorageBucket"])
     with stubber:
         report = guard(clients, settings(stacks=(SAGEMAKER_STACK,)), AFTER_EXPIRY)
@@ -356,10 +368,7 @@ def test_delete_failed_is_retried_then_deleted_keeping_the_student_bucket(aws: A
 
 def test_delete_failed_even_when_keeping_what_failed_is_a_failure(aws: Any) -> None:
     clients, stubber = stubbed(aws, "cloudformation")
-    stubber.add_response("describe_stacks", stack_row("DELETE_FAILED"), {"StackName": SAGEMAKER_STACK})
-    expect_delete(stubber, "DELETE_FAILED")
-    expect_delete(stubber, "DELETE_FAILED")
-    stubber.add_response("list_stack_resources", failed_resources(), {"StackName": SAGEMAKER_STACK})
+    fails_twice(stubber, "DELETE_FAILED")  # a stack an earlier run left in DELETE_FAILED: the first try is the retry
     expect_delete(stubber, "DELETE_FAILED", RetainResources=["aliceStorageBucket"])
     with stubber:
         action, = guard(clients, settings(stacks=(SAGEMAKER_STACK,)), AFTER_EXPIRY).actions

@@ -68,7 +68,7 @@ def test_function_runs_alone_with_the_course_settings(resources: dict[str, Any],
     expected = Settings(course="ml101", expires=config.expires, stacks=tuple(env["LABKIT_STACKS"].split(",")),
                         iam_path=config.names.iam_path).to_env()
     assert plain == {name: value for name, value in expected.items() if name in plain}
-    assert set(env) == set(Settings.ENV)
+    assert set(env) == set(Settings.ENV.values())
 
 
 def test_log_group_is_the_functions_own_and_goes_with_the_stack(resources: dict[str, Any]) -> None:
@@ -86,7 +86,8 @@ def test_report_topic_is_encrypted_tls_only_and_open_to_budgets(resources: dict[
     assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     assert key["Properties"]["EnableKeyRotation"] is True
     assert (key["DeletionPolicy"], key["Properties"]["PendingWindowInDays"]) == ("Delete", 7)
-    budgets_key = next(s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "BudgetsPublishEncrypted")
+    key_policy = key["Properties"]["KeyPolicy"]["Statement"]
+    budgets_key = next(s for s in key_policy if s.get("Sid") == "BudgetsPublishEncrypted")
     assert budgets_key["Principal"] == {"Service": "budgets.amazonaws.com"}
     _, policy = one(resources, "AWS::SNS::TopicPolicy")
     statements = {s.get("Sid", s["Effect"]): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
@@ -112,8 +113,8 @@ def test_instructor_email_receives_budget_alerts_and_reports() -> None:
     from stacks.guard_stack import LabGuardStack
 
     config = make_config(course={"instructor_email": "teacher@example.edu"})
-    stack = LabGuardStack(App(context=cdk_context(), builtin_cloud_formation_validation=False), "LabGuard", config=config,
-                          env=Environment(account=config.account, region=config.region))
+    app = App(context=cdk_context(), builtin_cloud_formation_validation=False)
+    stack = LabGuardStack(app, "LabGuard", config=config, env=Environment(account=config.account, region=config.region))
     resources = Template.from_stack(stack).to_json()["Resources"]
     _, subscription = one(resources, "AWS::SNS::Subscription")
     assert (subscription["Properties"]["Protocol"], subscription["Properties"]["Endpoint"]) == (
