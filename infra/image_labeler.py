@@ -12,20 +12,18 @@ from pathlib import Path
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.lab_bucket import LabBucket
+from infra.lab_function import ASSET_EXCLUDE, FunctionProps, lab_function
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from lab_scripts.rekognition_fn import handler
 from labkit.naming import RekognitionNames
 
 HANDLER_DIR = Path(handler.__file__).parent
-# Caches and tests must not reach the asset: running pytest would change its hash and force a redeploy.
-ASSET_EXCLUDE = ["__pycache__", "*.pyc", "tests", ".pytest_cache"]
-LOG_RETENTION = logs.RetentionDays.TWO_WEEKS
+__all__ = ["ASSET_EXCLUDE", "HANDLER_DIR", "ImageLabeler", "ImageLabelerProps"]
 # Room for botocore's and the handler's throttling retries across every configured Rekognition call.
 TIMEOUT = Duration.seconds(120)
 
@@ -58,12 +56,6 @@ class ImageLabeler(Construct):
             retention_period=Duration.days(14),
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # Created here, not by Lambda at first invoke: otherwise /aws/lambda/<fn> lives outside the stack,
-        # never expires and survives `destroy`.
-        self.log_group = logs.LogGroup(
-            self, "Logs", log_group_name=names.log_group, retention=LOG_RETENTION, removal_policy=RemovalPolicy.DESTROY
-        )
-
         # Built from the derived name, not from a Ref to the bucket: the bucket's notification depends on the
         # invoke permission and the policy, so a Ref back to the bucket would be a dependency cycle.
         bucket_arn = f"arn:{stack.partition}:s3:::{names.bucket}"
@@ -85,30 +77,20 @@ class ImageLabeler(Construct):
             ),
             iam.PolicyStatement(sid="ReadUploads", actions=["s3:GetObject"], resources=[uploads_arn]),
             iam.PolicyStatement(sid="WriteResults", actions=["s3:PutObject"], resources=[results_arn]),
-            iam.PolicyStatement(
-                sid="OwnLogs", actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            ),
         ]
         for statement in statements:
             self.role.add_to_principal_policy(statement)
 
-        self.function = lambda_.Function(
-            self,
-            "Function",
+        self.function, self.log_group = lab_function(self, FunctionProps(
             function_name=names.function,
+            log_group_name=names.log_group,
             description="labkit: label images uploaded to the class bucket with Amazon Rekognition",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            handler="handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=ASSET_EXCLUDE),
+            code_dir=HANDLER_DIR,
             role=self.role,
-            memory_size=256,
-            timeout=TIMEOUT,
             environment=settings.to_env(),
-            log_group=self.log_group,
+            timeout=TIMEOUT,
             dead_letter_queue=self.dead_letters,
-        )
+        ))
         policy = self.role.node.find_child("DefaultPolicy")
         acknowledge(
             policy,

@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lab_scripts import prices
 from labkit.naming import TAG_COURSE
 
 ClientFactory = Callable[[str], Any]
@@ -27,6 +28,8 @@ class Leftover:
     name: str
     billable: bool
     detail: str = ""
+    # Estimated cost while it stays (lab_scripts.prices); None where the price table does not know the type.
+    usd_per_hour: float | None = None
 
 
 @dataclass
@@ -41,6 +44,15 @@ class AuditReport:
     @property
     def clean(self) -> bool:
         return not self.leftovers
+
+    @property
+    def usd_per_hour(self) -> float:
+        """Estimated hourly cost of everything left (unknown prices count as 0; see `unpriced`)."""
+        return sum(item.usd_per_hour or 0.0 for item in self.billable)
+
+    @property
+    def unpriced(self) -> list[Leftover]:
+        return [item for item in self.billable if item.usd_per_hour is None]
 
 
 def _unsupported(exc: Exception) -> bool:
@@ -58,6 +70,14 @@ def _unsupported(exc: Exception) -> bool:
 def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dict[str, Any]]:
     for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])
+
+
+def _key_pending_deletion(clients: ClientFactory, arn: str) -> bool:
+    """A KMS key waits out its deletion window after its stack is gone; it is not billed meanwhile."""
+    if arn.split(":")[2] != "kms":
+        return False
+    state = clients("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"]
+    return bool(state == "PendingDeletion")
 
 
 def audit_course(
@@ -87,19 +107,24 @@ def audit_course(
         s3 = clients("s3")
         for bucket in s3.list_buckets().get("Buckets", []):
             if bucket["Name"].startswith(prefix):
-                objects = s3.list_object_versions(Bucket=bucket["Name"], MaxKeys=1)
-                has_data = bool(objects.get("Versions") or objects.get("DeleteMarkers"))
-                report.leftovers.append(
-                    Leftover("s3", "bucket", bucket["Name"], has_data, "holds objects" if has_data else "empty")
-                )
+                pages = list(s3.get_paginator("list_object_versions").paginate(Bucket=bucket["Name"]))
+                versions = [v for page in pages for v in page.get("Versions", [])]
+                has_data = bool(versions or any(page.get("DeleteMarkers") for page in pages))
+                size = sum(version.get("Size", 0) for version in versions)
+                detail = f"{len(versions)} object version(s), {size} bytes" if has_data else "empty"
+                report.leftovers.append(Leftover("s3", "bucket", bucket["Name"], has_data, detail,
+                                                 prices.storage_per_hour(prices.S3_STANDARD_GB_MONTH, size)))
 
     def notebooks() -> None:
-        for nb in _pages(clients("sagemaker"), "list_notebook_instances", "NotebookInstances", NameContains=course):
-            if nb["NotebookInstanceName"].startswith(prefix):
+        sm = clients("sagemaker")
+        for nb in _pages(sm, "list_notebook_instances", "NotebookInstances", NameContains=course):
+            name = nb["NotebookInstanceName"]
+            if name.startswith(prefix):
+                volume = sm.describe_notebook_instance(NotebookInstanceName=name).get("VolumeSizeInGB", 5)
+                status, kind = nb["NotebookInstanceStatus"], nb["InstanceType"]
                 # Stopped notebooks still bill for their ML storage volume.
-                report.leftovers.append(
-                    Leftover("sagemaker", "notebook", nb["NotebookInstanceName"], True, nb["NotebookInstanceStatus"])
-                )
+                report.leftovers.append(Leftover("sagemaker", "notebook", name, True, f"{status}, {kind}, {volume} GB",
+                                                 prices.notebook_per_hour(kind, status, volume)))
 
     def lifecycle_configs() -> None:
         sm = clients("sagemaker")
@@ -129,11 +154,12 @@ def audit_course(
         for repo in _pages(ecr, "describe_repositories", "repositories"):
             name = repo["repositoryName"]
             if name.startswith(prefix):
-                images = ecr.list_images(repositoryName=name, maxResults=1).get("imageIds")
+                images = list(_pages(ecr, "describe_images", "imageDetails", repositoryName=name))
+                size = sum(image.get("imageSizeInBytes", 0) for image in images)
                 # Image storage bills per GB-month; an empty repository costs nothing.
-                report.leftovers.append(
-                    Leftover("ecr", "repository", name, bool(images), "holds images" if images else "empty")
-                )
+                report.leftovers.append(Leftover(
+                    "ecr", "repository", name, bool(images), f"{len(images)} image(s), {size} bytes" if images
+                    else "empty", prices.storage_per_hour(prices.ECR_GB_MONTH, size)))
 
     def log_streams() -> None:
         logs = clients("logs")
@@ -145,23 +171,28 @@ def audit_course(
                 return
             raise
         for stream in streams:
-            report.leftovers.append(
-                Leftover("logs", "log stream", f"{NOTEBOOK_LOG_GROUP}:{stream['logStreamName']}", True)
-            )
+            stored = stream.get("storedBytes", 0)
+            report.leftovers.append(Leftover("logs", "log stream", f"{NOTEBOOK_LOG_GROUP}:{stream['logStreamName']}",
+                                             True, f"{stored} bytes",
+                                             prices.storage_per_hour(prices.LOGS_GB_MONTH, stored)))
 
     def ec2_resources() -> None:
         ec2 = clients("ec2")
         tagged_course = [{"Name": f"tag:{TAG_COURSE}", "Values": [course]}]
         for reservation in _pages(ec2, "describe_instances", "Reservations", Filters=tagged_course):
             for instance in reservation["Instances"]:
-                state = instance["State"]["Name"]
+                state, kind = instance["State"]["Name"], instance["InstanceType"]
                 if state != "terminated":
-                    # A stopped instance still bills for its EBS volumes.
-                    report.leftovers.append(Leftover("ec2", "instance", instance["InstanceId"], True, state))
+                    # A stopped instance still bills for its EBS volumes (listed on their own below).
+                    report.leftovers.append(Leftover("ec2", "instance", instance["InstanceId"], True,
+                                                     f"{state}, {kind}", prices.instance_per_hour(kind, state)))
         for volume in _pages(ec2, "describe_volumes", "Volumes", Filters=tagged_course):
-            report.leftovers.append(Leftover("ec2", "volume", volume["VolumeId"], True, f"{volume['Size']} GB"))
+            report.leftovers.append(Leftover("ec2", "volume", volume["VolumeId"], True, f"{volume['Size']} GB",
+                                             prices.storage_per_hour(prices.EBS_GP3_GB_MONTH, size_gb=volume["Size"])))
         for snapshot in _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=tagged_course):
-            report.leftovers.append(Leftover("ec2", "snapshot", snapshot["SnapshotId"], True))
+            size = snapshot.get("VolumeSize", 0)
+            report.leftovers.append(Leftover("ec2", "snapshot", snapshot["SnapshotId"], True, f"of {size} GB",
+                                             prices.storage_per_hour(prices.SNAPSHOT_GB_MONTH, size_gb=size)))
         for vpc in ec2.describe_vpcs(Filters=tagged_course)["Vpcs"]:
             report.leftovers.append(Leftover("ec2", "vpc", vpc["VpcId"], False))
 
@@ -182,9 +213,25 @@ def audit_course(
             name = group["logGroupName"]
             # storedBytes lags by hours (and is always 0 in the emulator); any stream means stored, billed logs.
             holds_logs = bool(logs.describe_log_streams(logGroupName=name, limit=1)["logStreams"])
-            report.leftovers.append(
-                Leftover("logs", "log group", name, holds_logs, "holds log streams" if holds_logs else "empty")
-            )
+            stored = group.get("storedBytes", 0)
+            report.leftovers.append(Leftover(
+                "logs", "log group", name, holds_logs, f"holds log streams, {stored} bytes" if holds_logs else "empty",
+                prices.storage_per_hour(prices.LOGS_GB_MONTH, stored)))
+
+    def guard_resources() -> None:
+        """LabGuard's report topic and schedule (free while idle), and the class budget."""
+        for topic in _pages(clients("sns"), "list_topics", "Topics"):
+            name = topic["TopicArn"].rsplit(":", 1)[-1]
+            if name.startswith(prefix):
+                report.leftovers.append(Leftover("sns", "topic", name, False, topic["TopicArn"]))
+        for rule in clients("events").list_rules(NamePrefix=prefix).get("Rules", []):
+            report.leftovers.append(Leftover("events", "rule", rule["Name"], False, rule.get("State", "")))
+
+    def course_budgets() -> None:
+        account = clients("sts").get_caller_identity()["Account"]
+        for budget in _pages(clients("budgets"), "describe_budgets", "Budgets", AccountId=account):
+            if budget["BudgetName"].startswith(prefix):
+                report.leftovers.append(Leftover("budgets", "budget", budget["BudgetName"], False))
 
     def tagged() -> None:
         """Anything else carrying the course tag; EC2 is checked above by state, which tagging cannot see."""
@@ -192,9 +239,10 @@ def audit_course(
         for resource in _pages(clients("resourcegroupstaggingapi"), "get_resources", "ResourceTagMappingList",
                                TagFilters=[{"Key": TAG_COURSE, "Values": [course]}]):
             arn = resource["ResourceARN"]
-            if arn.split(":")[2] == "ec2":
+            if arn.split(":")[2] == "ec2" or _key_pending_deletion(clients, arn):
                 continue
-            if not any(name and arn.endswith(name) for name in seen):
+            # Stack ARNs end in an id after the name: match a whole path segment as well as the end.
+            if not any(name and (arn.endswith(name) or f"/{name}/" in arn) for name in seen):
                 report.leftovers.append(Leftover("tagging", "tagged resource", arn, True, "found by course tag"))
 
     def known_names() -> None:
@@ -223,6 +271,8 @@ def audit_course(
     check("Lambda functions", functions)
     check("SQS queues", queues)
     check("Lambda log groups", function_log_groups)
+    check("SNS topics and EventBridge rules", guard_resources)
+    check("AWS Budgets", course_budgets)
     check("tagged resources", tagged)
     check("resources seen at deploy", known_names)
     return report

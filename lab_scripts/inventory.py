@@ -150,8 +150,11 @@ def _function(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[st
         "DeadLetterConfig": not props.get("DeadLetterConfig") or bool(config.get("DeadLetterConfig")),
         "LoggingConfig": not props.get("LoggingConfig")
         or config.get("LoggingConfig", {}).get("LogGroup") == ctx.ref(props["LoggingConfig"].get("LogGroup")),
-        "Environment": props.get("Environment", {}).get("Variables", {})
-        == config.get("Environment", {}).get("Variables", {}),
+        # Values built from other resources (a topic ARN) are references in the template: compare plain ones.
+        "Environment": all(
+            config.get("Environment", {}).get("Variables", {}).get(name) == value
+            for name, value in props.get("Environment", {}).get("Variables", {}).items() if isinstance(value, str)
+        ),
         "Tags": not props.get("Tags") or bool(info.get("Tags")),
     }
     ignored += tuple(name for name, ok in expected.items() if not ok)
@@ -162,9 +165,13 @@ def _permission(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[
     """Found in the function's resource policy: the emulator creates it without a physical id."""
     function = ctx.ref(props.get("FunctionName"))
     policy = json.loads(ctx.clients("lambda").get_policy(FunctionName=function)["Policy"])
+    wanted = props.get("SourceArn")
     for statement in policy.get("Statement", []):
-        source = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
-        if statement.get("Principal", {}).get("Service") == props.get("Principal") and source == props.get("SourceArn"):
+        source = str(statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn"))
+        # A source given as a reference (a rule's ARN) ends in the referenced resource's physical id.
+        matches = source == wanted if isinstance(wanted, str) else bool(ctx.ref(wanted)) and source.endswith(
+            f"/{ctx.ref(wanted)}")
+        if statement.get("Principal", {}).get("Service") == props.get("Principal") and matches:
             return f"{props.get('Principal')} may invoke {function}", ()
     raise NotFound(f"no statement for {props.get('Principal')} in the policy of {function}")
 
@@ -240,6 +247,30 @@ def _repository(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[
     return f"{len(images)} image(s), scan on push {'on' if scan else 'off'}", ignored
 
 
+def _rule(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    events = ctx.clients("events")
+    rule = events.describe_rule(Name=pid)
+    found = events.list_targets_by_rule(Rule=pid)["Targets"]
+    ignored = ("Targets",) if len(found) != len(props.get("Targets", [])) else ()
+    return f"{rule.get('ScheduleExpression', 'event pattern')}, {rule['State']}, {len(found)} target(s)", ignored
+
+
+def _topic(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    attributes = ctx.clients("sns").get_topic_attributes(TopicArn=pid)["Attributes"]
+    key = attributes.get("KmsMasterKeyId")
+    ignored = ("KmsMasterKeyId",) if props.get("KmsMasterKeyId") and not key else ()
+    return f"{'encrypted' if key else 'unencrypted'}, {attributes.get('SubscriptionsConfirmed', 0)} subscriber(s)", \
+        ignored
+
+
+def _key(ctx: _Ctx, pid: str, props: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    kms = ctx.clients("kms")
+    state = kms.describe_key(KeyId=pid)["KeyMetadata"]["KeyState"]
+    rotation = kms.get_key_rotation_status(KeyId=pid)["KeyRotationEnabled"]
+    ignored = ("EnableKeyRotation",) if props.get("EnableKeyRotation") and not rotation else ()
+    return f"{state}, rotation {'on' if rotation else 'off'}", ignored
+
+
 PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ...]]]] = {
     "AWS::EC2::Instance": _instance,
     "AWS::EC2::VPC": _ec2_describe("describe_vpcs", "Vpcs", "VpcIds"),
@@ -264,6 +295,9 @@ PROBES: dict[str, Callable[[_Ctx, str, dict[str, Any]], tuple[str, tuple[str, ..
     "AWS::IAM::User": _user,
     "AWS::IAM::Group": _group,
     "AWS::ECR::Repository": _repository,
+    "AWS::Events::Rule": _rule,
+    "AWS::SNS::Topic": _topic,
+    "AWS::KMS::Key": _key,
 }
 # Types whose probe finds the resource from its properties, because the emulator gives it no physical id.
 _BY_PROPERTIES = {"AWS::Lambda::Permission"}
@@ -273,7 +307,7 @@ _NOT_FOUND = {
     "InvalidInternetGatewayID.NotFound", "InvalidRouteTableID.NotFound",
     "NoSuchBucket", "404", "NoSuchBucketPolicy", "NoSuchEntity", "ValidationException", "ResourceNotFound",
     "ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-    "RepositoryNotFoundException",
+    "RepositoryNotFoundException", "NotFound", "NotFoundException",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import sys
@@ -12,23 +13,28 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lab_scripts import access_keys, class_repository, dlc, instance, notebook, rekognition, sample_images
 from lab_scripts.doctor import diagnose
 from lab_scripts.audit import audit_course
 from lab_scripts.buckets import ArchiveError
+from lab_scripts.guard import run_deployed_guard
+from lab_scripts.guard_fn.handler import STOP_NOTEBOOK, Report, SettingsError
 from lab_scripts.inventory import physical_ids_by_student
 from labkit import emulator
 from labkit import ROOT
 from labkit.cdk import CdkError
 from labkit.catalog import DLAMIS
 from labkit.config import LABS, ConfigError, LabConfig, load_config, to_toml
-from labkit.jobs import Target, aws_target, deploy, destroy, emulator_target
+from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, emulator_target, running_machines,
+                         teardown_plan)
 from labkit.report import print_audit, print_inventory
 
 # Rich falls back to 80 columns without a terminal (CI logs), which folds ARNs into unreadable columns.
@@ -171,6 +177,129 @@ def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
     result = destroy(config, Path(args.config), target, labs, archive_dir=archive, echo=echo)
     print_audit(console, result.audit)
     return 0 if result.audit.clean else 1
+
+
+def _check_confirmation(args: argparse.Namespace, config: LabConfig) -> None:
+    """A real teardown needs --yes and the course id, typed at a prompt or given with --confirm (scripts, CI)."""
+    if args.confirm is not None and args.confirm != config.course_id:
+        raise UsageError(f"--confirm {args.confirm!r} is not this course's id ({config.course_id!r} in "
+                         f"{args.config}); nothing changed")
+    if not args.yes or args.confirm is not None:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"--yes needs --confirm {config.course_id} when there is no terminal to type it in; "
+                         "nothing changed")
+    typed = input(f"This deletes every lab of {config.course_id}. Type the course id to go on: ").strip()
+    if typed != config.course_id:
+        raise UsageError(f"typed {typed!r}, not {config.course_id!r}; nothing changed")
+
+
+def _archived_files(result: DestroyResult) -> dict[str, str]:
+    """bucket/key -> SHA-256 of every archived object, from the archive manifests."""
+    return {
+        f"{item.bucket}/{entry['key']}": entry["sha256"]
+        for item in result.archived if item.manifest
+        for entry in json.loads(item.manifest.read_text())["objects"]
+    }
+
+
+def teardown(config: LabConfig, config_path: Path, target: Target, archive: Path | None) -> DestroyResult:
+    """Every lab of the course, LabGuard included: archive, delete, audit (the guarded part is the caller's)."""
+    result = destroy(config, config_path, target, list(LABS), archive_dir=archive, echo=echo)
+    if archive is not None:
+        console.print(f"archived {len(_archived_files(result))} files from {len(result.archived)} buckets to "
+                      f"{archive} (SHA-256 manifest per bucket, verified before emptying)")
+    print_audit(console, result.audit)
+    return result
+
+
+def cmd_teardown(args: argparse.Namespace, config: LabConfig) -> int:
+    _check_confirmation(args, config)
+    target = _target(args, config)
+    archive = None if args.no_archive else Path(args.archive) if args.archive else _archive_dir(config)
+    console.print("plan:\n  " + "\n  ".join(teardown_plan(target, config, archive)))
+    if not args.yes:
+        console.print(f"dry run: nothing changed (to do it: --yes, then type {config.course_id}; or "
+                      f"--yes --confirm {config.course_id})")
+        return 0
+    result = teardown(config, Path(args.config), target, archive)
+    return 0 if result.audit.clean else 1
+
+
+def _notebook_stopped(sm: Any, name: str, delay: int) -> str:
+    return notebook.stop(sm, name, delay=delay).status
+
+
+def _instance_stopped(ec2: Any, instance_id: str, delay: int) -> str:
+    state = instance.stop(ec2, instance_id, delay=delay)
+    return f"{state.state} ({state.instance_type})"
+
+
+def stop_all(target: Target, config: LabConfig) -> list[str]:
+    """Stop every running notebook and instance of the course, with a progress bar; returns the failures."""
+    notebooks, instances = running_machines(target, config)
+    if not notebooks and not instances:
+        console.print("nothing of the course is running")
+        return []
+    sm, ec2, delay = target.clients("sagemaker"), target.clients("ec2"), target.wait_delay
+    # Every stop is requested first, so the machines stop together; then each is waited for.
+    for name in notebooks:
+        notebook.stop(sm, name, wait=False)
+    for instance_id in instances:
+        instance.stop(ec2, instance_id, wait=False)
+    waits: list[tuple[str, Callable[[], str]]] = [
+        (f"notebook {name}", functools.partial(_notebook_stopped, sm, name, delay)) for name in notebooks
+    ] + [(f"instance {i}", functools.partial(_instance_stopped, ec2, i, delay)) for i in instances]
+    failures: list[str] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+        task = progress.add_task("stopping", total=len(waits))
+        for label, wait in waits:
+            progress.update(task, description=label)
+            try:
+                progress.console.print(f"{label}: {wait()}")
+            except (notebook.NotebookError, instance.InstanceError) as exc:
+                failures.append(str(exc))
+            progress.advance(task)
+    for failure in failures:
+        console.print(f"[bold red]not stopped[/] {failure}", markup=True)
+    return failures
+
+
+def cmd_stop_all(args: argparse.Namespace, config: LabConfig) -> int:
+    return 1 if stop_all(_target(args, config), config) else 0
+
+
+def _guard_time(at: str | None, config: LabConfig) -> dt.datetime | None:
+    if at is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(at)
+    except ValueError:
+        raise UsageError(f"--at {at!r} is not a date and time (e.g. 2027-04-01T09:00)") from None
+    # A time without zone is read in the course's guard time zone, as the after-hours window is.
+    return moment if moment.tzinfo else moment.replace(tzinfo=config.guard.policy.zone())
+
+
+def print_guard_report(report: Report) -> None:
+    console.print(report.subject, markup=False)
+    console.print(report.text(), markup=False, highlight=False)
+
+
+def cmd_guard(args: argparse.Namespace, config: LabConfig) -> int:
+    now = _guard_time(args.at, config)
+    target = _target(args, config)
+    function = config.names.guard.function
+    try:
+        report = run_deployed_guard(target.clients, function, now=now, dry_run=True if args.dry_run else None,
+                                    poll_seconds=target.wait_delay)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            raise UsageError(f"LabGuard is not deployed: no function {function} (labctl deploy LabGuard)") from None
+        raise
+    console.print(f"guard function {function}: its code, run here with its deployed environment")
+    print_guard_report(report)
+    return 1 if report.of("failed") else 0
 
 
 def cmd_audit(args: argparse.Namespace, config: LabConfig) -> int:
@@ -317,6 +446,25 @@ def demo_image_labels(target: Target, config: LabConfig, workdir: Path) -> dict[
             s3.get_object(Bucket=names.bucket, Key=obj["Key"])["Body"].read()).hexdigest()
         for obj in s3.list_objects_v2(Bucket=names.bucket).get("Contents", [])
     }
+def demo_guard(target: Target, config: LabConfig) -> Report:
+    """Run the guard's handler in-process, its clock set just past the idle limit after the deploy."""
+    idle = config.guard.policy.idle_minutes
+    at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=idle + 1)
+    console.print(
+        "[yellow]The emulator stores the guard function but cannot run Lambda (no Docker), and EventBridge "
+        "schedules do not fire there. So the same handler code runs in-process with the deployed function's "
+        f"environment, against the emulator, with its clock set to {at:%H:%M} UTC ({idle + 1} min from now): "
+        "nobody has used the notebooks since the deploy.[/]"
+    )
+    report = run_deployed_guard(target.clients, config.names.guard.function, now=at,
+                                poll_seconds=target.wait_delay)
+    print_guard_report(report)
+    stopped = [action.target for action in report.of("done") if action.kind == STOP_NOTEBOOK]
+    console.print(f"the guard stopped {len(stopped)} idle notebook(s); the GPU instances have no CPU metrics in the "
+                  "emulator, so the guard cannot call them idle and leaves them to stop-all")
+    return report
+
+
 def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabConfig, keys_dir: Path) -> None:
     """Each student gets a key; the first logs in to the DLC registry with it, as in the course's demo."""
     issued = issue_keys(target, config, None, keys_dir)
@@ -357,11 +505,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     labs = list(LABS)
     with emulator.Emulator(config.region) as endpoint:
         target = emulator_target(endpoint)
-        console.rule(f"1/5 deploy {', '.join(labs)} into the {target.label}")
+        console.rule(f"1/6 deploy {', '.join(labs)} into the {target.label}")
         print_inventory(console, deploy(config, Path(args.config), target, labs, echo=echo))
 
-        console.rule("2/5 students work: files land in their buckets, container keys are issued")
-        s3, sm = target.clients("s3"), target.clients("sagemaker")
+        console.rule("2/6 students work: files land in their buckets, container keys are issued")
+        s3 = target.clients("s3")
         written: dict[str, str] = {}
         for student in config.students:
             names = config.names.student(student)
@@ -372,33 +520,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="labkit-demo-keys-") as keys_dir:
             _demo_containers(target, endpoint, config, Path(keys_dir))
 
-        console.rule("3/5 image labels (LabRekognition): upload, label, read the result (lab_scripts.rekognition)")
+        console.rule("3/6 image labels (LabRekognition): upload, label, read the result (lab_scripts.rekognition)")
         with tempfile.TemporaryDirectory() as workdir:
             written.update(demo_image_labels(target, config, Path(workdir)))
 
-        console.rule("4/5 stop notebooks and GPU instances (lab_scripts.notebook, lab_scripts.instance)")
-        for student, name in _notebooks(target, config).items():
-            state = notebook.stop(sm, name, delay=target.wait_delay)
-            console.print(f"{student}: notebook {state.name} is {state.status}")
-        for student, instance_id in _instances(target, config).items():
-            stopped = instance.stop(target.clients("ec2"), instance_id, delay=target.wait_delay)
-            console.print(f"{student}: GPU instance {instance_id} is {stopped.state}")
+        console.rule("4/6 teardown guard (LabGuard): one run, as if the class left the notebooks idle")
+        demo_guard(target, config)
 
-        console.rule("5/5 destroy: archive, empty, delete stacks, audit")
+        console.rule("5/6 labctl stop-all: whatever still runs (lab_scripts.notebook, lab_scripts.instance)")
+        if stop_all(target, config):
+            raise RuntimeError("stop-all could not stop everything")
+
+        console.rule("6/6 labctl teardown: archive, empty, delete stacks, audit")
         archive = Path(args.archive) if args.archive else _archive_dir(config)
-        result = destroy(config, Path(args.config), target, labs, archive_dir=archive, echo=echo)
-        archived = {
-            f"{manifest_bucket}/{entry['key']}": entry["sha256"]
-            for item in result.archived
-            if item.manifest
-            for manifest_bucket, entries in [(item.bucket, json.loads(item.manifest.read_text())["objects"])]
-            for entry in entries
-        }
+        console.print("plan:\n  " + "\n  ".join(teardown_plan(target, config, archive)))
+        console.print(f"(the demo confirms for itself: course {config.course_id} in a throwaway emulator)")
+        result = teardown(config, Path(args.config), target, archive)
+        archived = _archived_files(result)
         if archived != written:
             raise ArchiveError(f"archive does not match what was written ({len(archived)} vs {len(written)} files)")
         console.print(f"archive matches what students and the labs wrote: {len(archived)} files, SHA-256 equal, "
                       f"in {archive}")
-        print_audit(console, result.audit)
     console.print(f"main job finished in {time.monotonic() - started:.1f} s")
     return 0 if result.audit.clean else 1
 
@@ -423,7 +565,21 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--archive", help="archive folder (default: .labkit/archive/<course>-<time>)")
     group.add_argument("--no-archive", action="store_true", help="delete student data without archiving it")
-    with_target(sub.add_parser("audit", help="list everything of the course still present; exit 1 if billable"))
+    p = with_target(sub.add_parser("teardown", help="end the course: archive student data, delete every lab and "
+                                   "the guard, audit (dry run unless --yes and the course id)"))
+    p.add_argument("--yes", action="store_true", help="really do it (then type the course id, or pass --confirm)")
+    p.add_argument("--confirm", metavar="COURSE_ID", help="the course id, for scripts without a terminal")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--archive", help="archive folder (default: .labkit/archive/<course>-<time>)")
+    group.add_argument("--no-archive", action="store_true", help="delete student data without archiving it")
+    with_target(sub.add_parser("stop-all", help="stop every running notebook and GPU instance of the course now"))
+    p = with_target(sub.add_parser("guard", help="run the deployed teardown guard's code here, now"))
+    p.add_argument("action", choices=["run"])
+    p.add_argument("--dry-run", action="store_true", help="report only, whatever guard.dry_run says")
+    p.add_argument("--at", help="pretend it is this time (ISO 8601; without a zone: guard.timezone), "
+                   "e.g. the day after expiry to preview the course's end")
+    with_target(sub.add_parser("audit", help="list everything of the course still present, with estimated "
+                               "USD/hour; exit 1 if billable"))
     with_target(sub.add_parser("status", help="each student's notebook state")).add_argument(
         "--json", action="store_true")
     p = with_target(sub.add_parser("notebook", help="start/stop/status/url of one student's notebook"))
@@ -451,13 +607,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "local":
             return cmd_local(args)
-        allow_expired = args.command in {"destroy", "audit", "status", "notebook", "gpu", "keys"}
+        allow_expired = args.command in {"destroy", "teardown", "stop-all", "guard", "audit", "status", "notebook",
+                                         "gpu", "keys"}
         config = load_config(args.config, allow_expired=allow_expired)
-        handler = {"deploy": cmd_deploy, "destroy": cmd_destroy, "audit": cmd_audit, "status": cmd_status,
-                   "notebook": cmd_notebook, "gpu": cmd_gpu, "doctor": cmd_doctor, "keys": cmd_keys}[args.command]
+        handler = {"deploy": cmd_deploy, "destroy": cmd_destroy, "teardown": cmd_teardown, "stop-all": cmd_stop_all,
+                   "guard": cmd_guard, "audit": cmd_audit, "status": cmd_status, "notebook": cmd_notebook,
+                   "gpu": cmd_gpu, "doctor": cmd_doctor, "keys": cmd_keys}[args.command]
         return handler(args, config)
     except (ConfigError, UsageError, CdkError, ArchiveError, notebook.NotebookError, instance.InstanceError,
-            RuntimeError) as exc:
+            SettingsError, RuntimeError) as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, (ConfigError, UsageError)) else 1
     except (ClientError, BotoCoreError) as exc:

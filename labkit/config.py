@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from lab_scripts.dlc import DLC_REGISTRIES
+from lab_scripts.guard_fn.handler import Policy, SettingsError
 from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
 from labkit.catalog import DLAMIS, INSTANCES, incompatibility
 from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
 
-LABS = ["LabSageMaker", "LabDLAMI", "LabContainers", "LabRekognition"]
+LABS = ["LabSageMaker", "LabDLAMI", "LabContainers", "LabRekognition", "LabGuard"]
+# The stacks LabGuard may delete when the course ends: every lab but itself (it reports, and teardown removes it).
+GUARDED_LABS = [lab for lab in LABS if lab != "LabGuard"]
 
 REGIONS = frozenset(
     "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
@@ -47,6 +50,9 @@ NOTEBOOK_INSTANCE_TYPES = frozenset(
     + _sizes("g5", "xlarge 2xlarge 4xlarge 8xlarge 12xlarge 16xlarge 24xlarge 48xlarge")
     + _sizes("p3", "2xlarge 8xlarge 16xlarge")
 )
+
+# Loose on purpose (RFC 5322 allows far more); it catches typos, and SNS/Budgets confirm the address itself.
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 # A course longer than a year is almost always a typo in the expiry year, and would leave resources running.
 MAX_COURSE_DAYS = 366
@@ -87,6 +93,13 @@ class ContainersSettings:
 
 
 @dataclass(frozen=True)
+class GuardSettings:
+    every_minutes: int = 30
+    # The function's own policy type, so lab.toml and the function cannot drift apart.
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
 class LabConfig:
     course_id: str
     account: str
@@ -99,6 +112,9 @@ class LabConfig:
     # The Lambda function's own settings type, so lab.toml and the function cannot drift apart.
     rekognition: Analysis = field(default_factory=Analysis)
     containers: ContainersSettings = field(default_factory=ContainersSettings)
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    # Budget alerts and guard reports; without it they go to the SNS topic only (subscribe by hand).
+    instructor_email: str | None = None
 
     @property
     def names(self) -> CourseNames:
@@ -106,12 +122,13 @@ class LabConfig:
 
 
 _SCHEMA: dict[str, set[str]] = {
-    "course": {"id", "account", "region", "expires", "budget_usd"},
+    "course": {"id", "account", "region", "expires", "budget_usd", "instructor_email"},
     "sagemaker": {"instance_type", "volume_gb", "idle_minutes"},
     "dlami": {f.name for f in fields(DlamiSettings)},
     "rekognition": {"features", "min_confidence", "max_labels"},
     "containers": {"class_repository", "keep_images"},
-    "": {"course", "sagemaker", "dlami", "rekognition", "containers", "students"},
+    "guard": {"dry_run", "every_minutes", "idle_minutes", "after_hours", "timezone", "max_actions"},
+    "": {"course", "sagemaker", "dlami", "rekognition", "containers", "guard", "students"},
 }
 
 
@@ -189,6 +206,9 @@ def parse_config(
     budget = required(course, "course", "budget_usd", float)
     if not 0 < budget <= 100_000:
         raise fail("course.budget_usd", f"{budget} must be between 0 and 100000")
+    email = course.get("instructor_email")
+    if email is not None and not (isinstance(email, str) and len(email) <= 254 and EMAIL.match(email)):
+        raise fail("course.instructor_email", f"{email!r} is not an e-mail address")
 
     sm_raw = raw.get("sagemaker", {})
     defaults = SageMakerSettings()
@@ -239,6 +259,8 @@ def parse_config(
         dlami=_parse_dlami(raw.get("dlami", {}), region, fail),
         rekognition=rekognition,
         containers=ContainersSettings(class_repository=class_repository, keep_images=keep_images),
+        guard=_parse_guard(raw.get("guard", {}), fail),
+        instructor_email=email,
     )
     names = config.names
     try:
@@ -312,6 +334,34 @@ def _parse_dlami(table: dict[str, Any], region: str, fail: Callable[[str, str], 
         ssh_key_name=key_name,
         ssh_cidr=str(source) if ssh_cidr is not None else None,
     )
+def _parse_guard(table: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> GuardSettings:
+    """The [guard] table. Without `dry_run` the guard only reports: acting is an explicit choice per course."""
+    defaults = Policy()
+    dry_run = table.get("dry_run", defaults.dry_run)
+    if not isinstance(dry_run, bool):
+        raise fail("guard.dry_run", f"{dry_run!r} must be true or false")
+    texts = {}
+    for key, default in (("after_hours", defaults.after_hours), ("timezone", defaults.timezone)):
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise fail(f"guard.{key}", f"{value!r} must be a string")
+        try:
+            Policy(**{key: value})
+        except SettingsError as exc:
+            raise fail(f"guard.{key}", str(exc).removeprefix(f"{key} ")) from None
+        texts[key] = value
+    return GuardSettings(
+        every_minutes=_whole(table, "every_minutes", GuardSettings.every_minutes, 5, 1440, "minutes", fail, "guard"),
+        policy=Policy(
+            dry_run=dry_run,
+            idle_minutes=_whole(table, "idle_minutes", defaults.idle_minutes, 15, 1440, "minutes", fail, "guard"),
+            after_hours=texts["after_hours"],
+            timezone=texts["timezone"],
+            max_actions=_whole(table, "max_actions", defaults.max_actions, 1, 1000, "actions", fail, "guard"),
+        ),
+    )
+
+
 def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> Analysis:
     """The [rekognition] table, checked here so errors name lab.toml's fields rather than the function's."""
     defaults = Analysis()
@@ -337,16 +387,21 @@ def to_toml(config: LabConfig) -> str:
     students = ", ".join(f'"{student}"' for student in config.students)
     sm = config.sagemaker
     features = ", ".join(f'"{name}"' for name in config.rekognition.features)
+    policy = config.guard.policy
+    email = f'instructor_email = "{config.instructor_email}"\n' if config.instructor_email else ""
     return (
         f"students = [{students}]\n\n"
         f'[course]\nid = "{config.course_id}"\naccount = "{config.account}"\nregion = "{config.region}"\n'
-        f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n\n"
+        f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n{email}\n"
         f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
         f"idle_minutes = {sm.idle_minutes}\n\n"
         f"[rekognition]\nfeatures = [{features}]\n"
         f"min_confidence = {config.rekognition.min_confidence}\nmax_labels = {config.rekognition.max_labels}\n\n"
         f"[containers]\nclass_repository = {str(config.containers.class_repository).lower()}\n"
-        f"keep_images = {config.containers.keep_images}\n\n[dlami]\n"
+        f"keep_images = {config.containers.keep_images}\n\n"
+        f"[guard]\ndry_run = {str(policy.dry_run).lower()}\nevery_minutes = {config.guard.every_minutes}\n"
+        f'idle_minutes = {policy.idle_minutes}\nafter_hours = "{policy.after_hours}"\ntimezone = "{policy.timezone}"\n'
+        f"max_actions = {policy.max_actions}\n\n[dlami]\n"
         + "".join(f"{f.name} = {_toml_value(getattr(config.dlami, f.name))}\n" for f in fields(DlamiSettings)
                   if getattr(config.dlami, f.name) is not None)
     )

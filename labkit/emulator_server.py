@@ -4,14 +4,26 @@ AWS publishes Deep Learning AMI ids as public SSM parameters under /aws/service/
 them and refuses to create parameters under /aws. Seeding its backend in-process, before the server starts,
 lets the LabDLAMI template resolve its AMI the same way it does in AWS. The seeded images are stand-ins
 registered in the emulator's EC2, named so that nobody mistakes them for the real DLAMI.
+
+Two CloudFormation gaps of moto are closed here as well, because labkit's safety rule depends on tags:
+moto creates SageMaker notebook instances without their template `Tags` (so the guard, which touches only
+course-tagged resources, would find no notebook to stop), and it crashes on an `AWS::KMS::Key` with tags in
+CloudFormation's Key/Value form (and stores its key policy so that DescribeKey fails). `patch_moto` gives
+both resources their tags, and the key a readable policy, as AWS does.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+
+from collections.abc import Callable
+from typing import Any
 
 from moto.ec2.models import ec2_backends
+from moto.kms.models import KmsBackend
+from moto.sagemaker.models import FakeSagemakerNotebookInstance
 from moto.server import main as moto_main
 from moto.ssm.models import Parameter, ssm_backends
 
@@ -46,12 +58,40 @@ def seed(region: str, account: str = EMULATOR_ACCOUNT) -> dict[str, str]:
     return published
 
 
+def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
+    """Give CloudFormation-created notebooks and KMS keys their template tags (see the module docstring).
+
+    `assign` is setattr here; tests pass pytest's monkeypatch.setattr so the patch ends with the test.
+    """
+    create_notebook = FakeSagemakerNotebookInstance.create_from_cloudformation_json.__func__  # type: ignore
+
+    def notebook_with_tags(cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        notebook = create_notebook(cls, resource_name, cloudformation_json, *args, **kwargs)
+        notebook.tags = list(cloudformation_json.get("Properties", {}).get("Tags", []))
+        return notebook
+
+    create_key = KmsBackend.create_key
+
+    def key_with_tags(self: KmsBackend, policy: Any, key_usage: str, key_spec: str, description: str, tags: Any,
+                      *args: Any, **kwargs: Any) -> Any:
+        # KMS's own API spells tags TagKey/TagValue and passes the policy as JSON text; CloudFormation spells
+        # tags Key/Value and gives the policy as an object, which moto's DescribeKey cannot read back.
+        tags = [{"TagKey": t.get("TagKey", t.get("Key")), "TagValue": t.get("TagValue", t.get("Value"))}
+                for t in tags or []]
+        policy = json.dumps(policy) if isinstance(policy, dict) else policy
+        return create_key(self, policy, key_usage, key_spec, description, tags, *args, **kwargs)
+
+    assign(FakeSagemakerNotebookInstance, "create_from_cloudformation_json", classmethod(notebook_with_tags))
+    assign(KmsBackend, "create_key", key_with_tags)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--region", required=True)
     args = parser.parse_args()
     seed(args.region)
+    patch_moto()
     moto_main(["-H", "127.0.0.1", "-p", str(args.port)])
 
 

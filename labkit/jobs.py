@@ -1,11 +1,13 @@
 """Deploy and destroy lab stacks against a target (the embedded emulator or a real account).
 
-Destroy is ordered so nothing is lost and nothing is left: stop notebooks, archive and empty buckets,
-delete the stacks, remove service-created logs, then audit.
+Destroy is ordered so nothing is lost and nothing is left: pause the guard, stop notebooks, archive and
+empty buckets (also those the guard kept when it deleted their stack), delete the stacks, remove
+service-created logs, then audit.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +19,12 @@ from botocore.exceptions import ClientError
 
 from lab_scripts import access_keys, buckets, class_repository, notebook
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
-from lab_scripts.inventory import Found, stack_inventory
+from lab_scripts.inventory import Found, physical_ids_by_student, stack_inventory
 from lab_scripts.network_cleanup import clean_vpc
 from labkit.cdk import ASSEMBLY, CdkError, run_cdk
-from labkit.config import LabConfig
+from labkit.config import LABS, LabConfig
 from labkit.emulator import EMULATOR_ACCOUNT, Endpoint
+from labkit.naming import TAG_COURSE
 
 Echo = Callable[[str], None]
 ClientFactory = Callable[[str], Any]
@@ -41,7 +44,9 @@ class Target:
 
 def emulator_target(endpoint: Endpoint) -> Target:
     session = endpoint.session()
-    return Target(f"embedded emulator at {endpoint.url}", session.client, endpoint.env(), True, wait_delay=1)
+    # One client per service: jobs ask for clients freely, and each new botocore client costs about 30 ms.
+    return Target(f"embedded emulator at {endpoint.url}", functools.cache(session.client), endpoint.env(), True,
+                  wait_delay=1)
 
 
 def aws_target(region: str) -> Target:
@@ -53,6 +58,8 @@ def aws_target(region: str) -> Target:
 class DestroyResult:
     archived: list[buckets.ArchiveResult] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    # Buckets and users an earlier guard run kept when it deleted their stack, removed here after archiving.
+    retained: list[str] = field(default_factory=list)
     # (kind, name) of resources the audit must re-check by name, where a service cannot list them.
     known: list[tuple[str, str]] = field(default_factory=list)
     audit: AuditReport = field(default_factory=AuditReport)
@@ -113,9 +120,16 @@ def _empty_repository(ctx: _Drain, name: str) -> None:
     ctx.echo(f"ECR {name}: deleted {deleted} image(s)")
 
 
+def _pause_guard(ctx: _Drain, rule: str) -> None:
+    # The guard must not delete stacks or stop machines while the teardown archives and deletes them.
+    ctx.target.clients("events").disable_rule(Name=rule)
+    ctx.echo(f"{rule}: disabled, the guard does not run during the teardown")
+
+
 # What must happen to each resource type, in this order, before CloudFormation may delete it: nothing of the
 # students' is lost, and nothing blocks the delete (CloudFormation cannot delete a non-empty bucket).
 DRAIN: dict[str, Callable[[_Drain, str], None]] = {
+    "AWS::Events::Rule": _pause_guard,
     "AWS::SageMaker::NotebookInstance": _stop_notebook,
     "AWS::S3::Bucket": _archive_bucket,
     "AWS::SQS::Queue": _report_failed_events,
@@ -182,6 +196,109 @@ def _physical_of(resources: list[dict[str, Any]], kind: str) -> list[str]:
     return [row["PhysicalResourceId"] for row in resources if row["ResourceType"] == kind]
 
 
+def _owned(target: Target, config: LabConfig) -> set[str]:
+    """Physical ids of everything the course's live stacks hold."""
+    return {row.get("PhysicalResourceId", "") for lab in LABS
+            for row in _stack_resources(target, config.names.stack(lab)) or []}
+
+
+def _course_tagged(tags: list[dict[str, str]], config: LabConfig) -> bool:
+    return {"Key": TAG_COURSE, "Value": config.course_id} in tags
+
+
+def retained_buckets(target: Target, config: LabConfig) -> list[str]:
+    """Course buckets no live stack holds: kept (with student work) when the guard deleted their stack."""
+    s3 = target.clients("s3")
+    names = {config.names.student(student).bucket for student in config.students} | {config.names.rekognition.bucket}
+    existing = names & {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    kept = []
+    for name in sorted(existing - _owned(target, config)):
+        try:
+            tags = s3.get_bucket_tagging(Bucket=name)["TagSet"]
+        except ClientError:
+            tags = []
+        if _course_tagged(tags, config):  # never touch a bucket the course did not create
+            kept.append(name)
+    return kept
+
+
+def retained_users(target: Target, config: LabConfig) -> list[str]:
+    """Course users (under its IAM path, course-tagged) that no live stack holds."""
+    iam = target.clients("iam")
+    pages = iam.get_paginator("list_users").paginate(PathPrefix=config.names.iam_path)
+    owned = _owned(target, config)
+    return [user["UserName"] for page in pages for user in page["Users"] if user["UserName"] not in owned
+            and _course_tagged(iam.list_user_tags(UserName=user["UserName"])["Tags"], config)]
+
+
+def _remove_retained(ctx: _Drain, config: LabConfig) -> None:
+    """Archive and delete what the guard kept, so teardown ends with nothing left and nothing lost."""
+    s3, iam = ctx.target.clients("s3"), ctx.target.clients("iam")
+    for bucket in retained_buckets(ctx.target, config):
+        ctx.echo(f"s3://{bucket}: kept when the guard deleted its stack")
+        _archive_bucket(ctx, bucket)
+        s3.delete_bucket(Bucket=bucket)
+        ctx.result.retained.append(bucket)
+    for user in retained_users(ctx.target, config):
+        _delete_access_keys(ctx, user)
+        for group in iam.list_groups_for_user(UserName=user)["Groups"]:
+            iam.remove_user_from_group(GroupName=group["GroupName"], UserName=user)
+        iam.delete_user(UserName=user)
+        ctx.echo(f"IAM user {user}: kept when the guard deleted its stack; deleted")
+        ctx.result.retained.append(user)
+
+
+def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None) -> list[str]:
+    """What `labctl teardown` would do, read from what is deployed now; changes nothing."""
+    plan = [f"target: {target.label}"]
+    for lab in LABS:
+        name = config.names.stack(lab)
+        resources = _stack_resources(target, name)
+        if resources is None:
+            plan.append(f"{name}: not deployed")
+            continue
+        counts = {kind: len(_physical_of(resources, kind)) for kind in ("AWS::SageMaker::NotebookInstance",
+                  "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User") if _physical_of(resources, kind)}
+        held = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items())
+        plan.append(f"{name}: delete{f' ({held})' if held else ''}")
+    kept = retained_buckets(target, config) + retained_users(target, config)
+    if kept:
+        plan.append(f"kept by the guard, no stack left: {', '.join(kept)}: archive (buckets) and delete")
+    plan += [
+        "pause the guard; stop every notebook (work on notebook volumes is deleted with them: keep it in S3)",
+        f"archive every lab bucket to {archive_dir}, verify it, empty it" if archive_dir
+        else "empty every lab bucket WITHOUT archive (--no-archive)",
+        "terminate GPU instances (their volumes go with them); delete access keys and class repository images",
+        "delete the stacks and the notebooks' log streams, then audit for leftovers (exit 1 if any)",
+    ]
+    return plan
+
+
+def running_machines(target: Target, config: LabConfig) -> tuple[list[str], list[str]]:
+    """(notebook names, instance ids) of the course now running: from the deployed stacks and the course tag."""
+    sm, ec2 = target.clients("sagemaker"), target.clients("ec2")
+    notebooks = {arn.rsplit("/", 1)[-1] for arn in physical_ids_by_student(
+        target.clients, config.names.stack("LabSageMaker"), "AWS::SageMaker::NotebookInstance").values()}
+    for page in sm.get_paginator("list_notebook_instances").paginate(NameContains=config.course_id):
+        for found in page["NotebookInstances"]:
+            if _course_tagged(sm.list_tags(ResourceArn=found["NotebookInstanceArn"])["Tags"], config):
+                notebooks.add(found["NotebookInstanceName"])
+    running_notebooks = sorted(name for name in notebooks
+                               if notebook.status(sm, name).status in notebook.STOPPABLE | {"Stopping"})
+    instances = set(physical_ids_by_student(target.clients, config.names.stack("LabDLAMI"), "AWS::EC2::Instance")
+                    .values())
+    tagged = [{"Name": f"tag:{TAG_COURSE}", "Values": [config.course_id]}]
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=tagged):
+        instances |= {found["InstanceId"] for reservation in page["Reservations"] for found in reservation["Instances"]}
+    running_instances = []
+    if instances:
+        pages = ec2.get_paginator("describe_instances").paginate(InstanceIds=sorted(instances))
+        running_instances = sorted(found["InstanceId"] for page in pages for reservation in page["Reservations"]
+                                   for found in reservation["Instances"]
+                                   if found["State"]["Name"] in {"pending", "running", "stopping"})
+    return running_notebooks, running_instances
+
+
 def destroy(
     config: LabConfig,
     config_path: Path,
@@ -193,16 +310,27 @@ def destroy(
 ) -> DestroyResult:
     result = DestroyResult()
     ctx = _Drain(target, archive_dir, echo, result)
+    deployed = []
     for lab in labs:
         stack_name = config.names.stack(lab)
         resources = _stack_resources(target, stack_name)
         if resources is None:
             echo(f"{stack_name}: not deployed")
             continue
+        deployed.append(lab)
         for kind, drain in DRAIN.items():
             for physical_id in _physical_of(resources, kind):
                 drain(ctx, physical_id)
+    _remove_retained(ctx, config)
+    if deployed:
+        _delete_stacks(config, config_path, target, deployed, result, echo)
+    _delete_notebook_logs(target, config)
+    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
+    return result
 
+
+def _delete_stacks(config: LabConfig, config_path: Path, target: Target, labs: list[str], result: DestroyResult,
+                   echo: Echo) -> None:
     echo(f"deleting stacks {', '.join(config.names.stack(lab) for lab in labs)}")
     # Synthesize once; a retry after a failed delete then costs no second synthesis.
     run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env=target.env, config_path=config_path, allow_expired=True,
@@ -219,9 +347,6 @@ def destroy(
         for vpc_id in vpcs:
             clean_vpc(target.clients("ec2"), vpc_id, echo=echo, wait_delay=target.wait_delay)
         run_cdk(destroy_args, env=target.env, config_path=config_path, allow_expired=True, echo=echo)
-    _delete_notebook_logs(target, config)
-    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
-    return result
 
 
 def _delete_notebook_logs(target: Target, config: LabConfig) -> None:

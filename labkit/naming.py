@@ -52,6 +52,9 @@ RULES: dict[str, NameRule] = {
         NameRule("Lambda function", 64, re.compile(r"^[a-zA-Z0-9_-]+$"), "letters, digits, -_"),
         NameRule("SQS queue", 80, re.compile(r"^[a-zA-Z0-9_-]+$"), "letters, digits, -_"),
         NameRule("CloudWatch log group", 512, re.compile(r"^[\w./#-]+$"), "letters, digits, _-./#"),
+        NameRule("SNS topic", 256, re.compile(r"^[a-zA-Z0-9_-]+$"), "letters, digits, -_"),
+        NameRule("EventBridge rule", 64, re.compile(r"^[.\w-]+$"), "letters, digits, .-_"),
+        NameRule("AWS budget", 100, re.compile(r"^[^:\\]+$"), "anything but : and \\"),
     )
 }
 
@@ -159,6 +162,52 @@ class RekognitionNames:
 
 
 @dataclass(frozen=True)
+class GuardNames:
+    """LabGuard exists once per course: the scheduled guard function, its report topic and the class budget."""
+
+    course: str
+
+    @property
+    def function(self) -> str:
+        return f"{self.course}-guard"
+
+    @property
+    def role(self) -> str:
+        return f"{self.course}-guard"
+
+    @property
+    def teardown_role(self) -> str:
+        # The role CloudFormation assumes to delete the lab stacks; the function only passes it.
+        return f"{self.course}-guard-teardown"
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.function}"
+
+    @property
+    def topic(self) -> str:
+        return f"{self.course}-guard-reports"
+
+    @property
+    def schedule(self) -> str:
+        return f"{self.course}-guard-schedule"
+
+    @property
+    def budget(self) -> str:
+        return f"{self.course}-class-budget"
+
+    def validate(self) -> None:
+        """Raise AwsNameError for the first LabGuard name AWS would reject."""
+        check("Lambda function", self.function)
+        check("IAM role", self.role)
+        check("IAM role", self.teardown_role)
+        check("CloudWatch log group", self.log_group)
+        check("SNS topic", self.topic)
+        check("EventBridge rule", self.schedule)
+        check("AWS budget", self.budget)
+
+
+@dataclass(frozen=True)
 class CourseNames:
     course: str
     account: str
@@ -198,6 +247,10 @@ class CourseNames:
     def rekognition(self) -> RekognitionNames:
         return RekognitionNames(self.course, self.account, self.region)
 
+    @property
+    def guard(self) -> GuardNames:
+        return GuardNames(self.course)
+
     def validate_course(self, labs: list[str]) -> None:
         """Raise AwsNameError for the first course-level name AWS would reject."""
         check("IAM path", self.iam_path)
@@ -209,3 +262,5 @@ class CourseNames:
             check("CloudFormation stack", self.stack(lab))
         if "LabRekognition" in labs:
             self.rekognition.validate()
+        if "LabGuard" in labs:
+            self.guard.validate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from lab_scripts.audit import AuditReport
+from lab_scripts.audit import AuditReport, Leftover
 from lab_scripts.inventory import EXISTS, SKIPPED, Found
 
 
@@ -43,8 +43,19 @@ def print_audit(console: Console, report: AuditReport) -> None:
         console.print("[bold green]0 resources left[/]")
         return
     table = Table(title=f"{len(report.leftovers)} resources left", title_justify="left")
-    for column in ("service", "kind", "name", "billable", "detail"):
-        table.add_column(column, overflow="fold")
+    for column in ("service", "kind", "name", "billable", "USD/hour", "detail"):
+        table.add_column(column, overflow="fold", justify="right" if column == "USD/hour" else "left")
     for item in report.leftovers:
-        table.add_row(item.service, item.kind, item.name, "yes" if item.billable else "no", item.detail)
+        table.add_row(item.service, item.kind, item.name, "yes" if item.billable else "no", _usd(item), item.detail)
     console.print(table)
+    if report.billable:
+        unknown = f"; no price known for {len(report.unpriced)} of them" if report.unpriced else ""
+        console.print(f"[bold red]{len(report.billable)} billable[/]: about {report.usd_per_hour:.4f} USD/hour "
+                      f"({report.usd_per_hour * 24 * 30:.2f} USD a month) while they stay (us-east-1 list prices, "
+                      f"an estimate{unknown})")
+
+
+def _usd(item: Leftover) -> str:
+    if not item.billable:
+        return "-"
+    return "?" if item.usd_per_hour is None else f"{item.usd_per_hour:.4f}"

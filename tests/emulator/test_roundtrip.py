@@ -1,7 +1,9 @@
-"""Deploy with the real CDK CLI into the embedded emulator, verify through the services, destroy, prove empty."""
+"""Deploy with the real CDK CLI into the embedded emulator, verify through the services, run the guard, tear
+down, prove empty."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,8 @@ from typing import Any
 import pytest
 
 from lab_scripts import notebook, rekognition, sample_images
-from lab_scripts.inventory import EXISTS, physical_ids_by_student
+from lab_scripts.guard import run_deployed_guard
+from lab_scripts.inventory import EXISTS, SKIPPED, physical_ids_by_student
 from labkit import cli
 from labkit.config import LabConfig
 from labkit.emulator import Endpoint
@@ -19,14 +22,14 @@ pytestmark = pytest.mark.emulator
 STACK_KIND = "AWS::SageMaker::NotebookInstance"
 
 
-def test_round_trip_leaves_nothing_and_loses_nothing(
+def test_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     target: Target, course: tuple[LabConfig, Path], tmp_path: Path, endpoint: Endpoint,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     config, path = course
     stack = config.names.stack("LabSageMaker")
 
-    deployed = deploy(config, path, target, ["LabSageMaker", "LabDLAMI"], echo=lambda line: None)
+    deployed = deploy(config, path, target, ["LabSageMaker", "LabDLAMI", "LabGuard"], echo=lambda line: None)
     inventory, dlami_inventory = deployed[stack], deployed[config.names.stack("LabDLAMI")]
     states = {(row.type, row.student): row.state for row in inventory + dlami_inventory}
     for student in config.students:
@@ -41,6 +44,11 @@ def test_round_trip_leaves_nothing_and_loses_nothing(
     tags = {t["Key"]: t["Value"] for t in described["Instances"][0]["Tags"]}
     assert tags["labkit:student"] == "alice" and tags["labkit:course"] == config.course_id
     vpcs = [row.physical_id for row in dlami_inventory if row.type == "AWS::EC2::VPC"]
+    guard_rows = {row.type: row.state for row in deployed[config.names.stack("LabGuard")]}
+    for kind in ("AWS::Lambda::Function", "AWS::Events::Rule", "AWS::SNS::Topic", "AWS::KMS::Key",
+                 "AWS::Logs::LogGroup", "AWS::Lambda::Permission"):
+        assert guard_rows[kind] == EXISTS, kind
+    assert guard_rows["AWS::Budgets::Budget"] == SKIPPED  # the emulator has no AWS::Budgets::Budget
 
     s3 = target.clients("s3")
     tags = s3.get_bucket_tagging(Bucket=config.names.student("bob").bucket)["TagSet"]
@@ -48,25 +56,42 @@ def test_round_trip_leaves_nothing_and_loses_nothing(
     s3.put_object(Bucket=config.names.student("alice").bucket, Key="work/model.py", Body=b"import torch\n")
     s3.put_object(Bucket=config.names.student("alice").bucket, Key="work/model.py", Body=b"import mxnet\n")
 
-    # labctl against the same emulator: status, then a destroy without --yes changes nothing.
+    # labctl against the same emulator: status, then a teardown without --yes changes nothing.
     monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
     assert cli.main(["--config", str(path), "status", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {row["student"]: row["status"] for row in rows} == {"alice": "InService", "bob": "InService"}
-    assert cli.main(["--config", str(path), "destroy"]) == 0
+    assert cli.main(["--config", str(path), "teardown"]) == 0
     assert "dry run: nothing changed" in capsys.readouterr().out
     assert len(physical_ids_by_student(target.clients, stack, STACK_KIND)) == 2
 
-    result = destroy(config, path, target, ["LabSageMaker", "LabDLAMI"], archive_dir=tmp_path, echo=lambda line: None)
-    assert result.audit.clean, result.audit.leftovers
-    assert sorted(result.stopped) == sorted(
-        n.rsplit("/", 1)[-1] for n in [row.physical_id for row in inventory if row.type == STACK_KIND])
-    archived = tmp_path / config.names.student("alice").bucket / "work" / "model.py"
-    assert archived.read_bytes() == b"import mxnet\n"
+    # The guard's code, with the deployed function's environment (the emulator cannot run Lambda), two hours
+    # after the deploy: as deployed (a course file without [guard] only reports), then acting.
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2, minutes=1)
+    report = run_deployed_guard(target.clients, config.names.guard.function, now=later, poll_seconds=0)
+    assert report.dry_run and len(report.of("dry run")) == 2
+    assert {notebook.status(target.clients("sagemaker"), name).status for name in notebook_names(target, stack)} == {
+        "InService"}
+    report = run_deployed_guard(target.clients, config.names.guard.function, now=later, dry_run=False, poll_seconds=0)
+    assert sorted(action.target for action in report.of("done")) == notebook_names(target, stack)
+    again = run_deployed_guard(target.clients, config.names.guard.function, now=later, dry_run=False, poll_seconds=0)
+    assert again.actions == []
+
+    archive = tmp_path / "archive"
+    assert cli.main(["--config", str(path), "teardown", "--yes", "--confirm", config.course_id,
+                     "--archive", str(archive)]) == 0
+    out = capsys.readouterr().out
+    assert "0 resources left" in out and "ml101-guard-schedule: disabled" in out
+    assert (archive / config.names.student("alice").bucket / "work" / "model.py").read_bytes() == b"import mxnet\n"
     assert not target.clients("ec2").describe_vpcs(Filters=[{"Name": "vpc-id", "Values": vpcs}])["Vpcs"]
-    statuses = {s["StackName"]: s["StackStatus"] for s in target.clients("cloudformation").list_stacks()["StackSummaries"]}
-    assert statuses[stack] == "DELETE_COMPLETE"
+    summaries = target.clients("cloudformation").list_stacks()["StackSummaries"]
+    statuses = {s["StackName"]: s["StackStatus"] for s in summaries}
+    assert statuses[stack] == statuses[config.names.stack("LabGuard")] == "DELETE_COMPLETE"
     assert statuses.get(config.names.stack("LabDLAMI"), "DELETE_COMPLETE") == "DELETE_COMPLETE"
+
+
+def notebook_names(target: Target, stack: str) -> list[str]:
+    return sorted(arn.rsplit("/", 1)[-1] for arn in physical_ids_by_student(target.clients, stack, STACK_KIND).values())
 
 
 def test_image_labels_round_trip_leaves_nothing(

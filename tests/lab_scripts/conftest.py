@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,11 +12,19 @@ import pytest
 from moto import mock_aws
 
 
+@functools.cache
+def _session() -> boto3.Session:
+    """One boto3 session for the whole run. moto gives each test a fresh default session, which parses every
+    service model again (tens of milliseconds per client); the mock itself does not depend on the session."""
+    return boto3.Session(region_name="us-east-1")
+
+
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """A client factory on a fresh moto account, shaped like the one labkit passes to lab scripts."""
     with mock_aws():
-        yield lambda service: boto3.client(service, region_name="us-east-1")
+        # One client per service and test: code under test asks its factory for clients freely.
+        yield functools.cache(_session().client)
 
 
 @pytest.fixture
@@ -35,8 +44,21 @@ def versioned_bucket(aws: Any, name: str) -> Any:
     client.create_bucket(Bucket=name)
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return client
-def create_lab_stack(aws: Any, stack_name: str, template: dict[str, Any]) -> dict[str, Any]:
-    """Deploy a synthesized lab template into moto's CloudFormation (it needs the CDK bootstrap version)."""
-    aws("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
-    aws("cloudformation").create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+def create_lab_stack(aws: Any, stack_name: str, template: dict[str, Any],
+                     tags: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """Deploy a synthesized lab template into moto's CloudFormation (it needs the CDK bootstrap version).
+
+    `tags` are stack tags, as the CDK CLI passes them (the guard deletes only course-tagged stacks).
+    """
+    aws("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String", Overwrite=True)
+    aws("cloudformation").create_stack(StackName=stack_name, TemplateBody=json.dumps(template),
+                                       **({"Tags": tags} if tags else {}))
     return template
+
+
+@pytest.fixture
+def emulator_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto in-process with the embedded emulator's tag fixes (CloudFormation notebooks and KMS keys get tags)."""
+    from labkit.emulator_server import patch_moto
+
+    patch_moto(monkeypatch.setattr)

@@ -137,3 +137,43 @@ def test_access_keys_groups_and_class_repository_are_leftovers(aws: Any) -> None
     # An inactive key is still a leftover: anyone can reactivate it while the user exists.
     assert next(i for i in report.leftovers if i.kind == "access key").detail == "Inactive"
     assert {item.name for item in report.billable} == {"ml101-class"}  # stored images bill, an empty repo not
+
+
+def test_billable_leftovers_carry_an_hourly_estimate(aws: Any) -> None:
+    from lab_scripts import prices
+
+    ec2 = aws("ec2")
+    tags = [{"ResourceType": "volume", "Tags": [{"Key": TAG_COURSE, "Value": "ml101"}]}]
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=100, TagSpecifications=tags)["VolumeId"]
+    snapshot = ec2.create_snapshot(VolumeId=volume, TagSpecifications=[{**tags[0], "ResourceType": "snapshot"}])
+    aws("s3").create_bucket(Bucket="ml101-alice-b")
+    aws("s3").put_object(Bucket="ml101-alice-b", Key="model.pt", Body=b"w" * 2048)
+    create_notebook(aws, "ml101-alice")
+    aws("sagemaker").stop_notebook_instance(NotebookInstanceName="ml101-alice")
+
+    by_name = {item.name: item for item in audit_course(aws, "ml101", PATH).billable}
+    assert by_name[volume].usd_per_hour == pytest.approx(100 * 0.08 / 730)
+    assert by_name[snapshot["SnapshotId"]].usd_per_hour == pytest.approx(100 * 0.05 / 730)
+    assert by_name["ml101-alice-b"].usd_per_hour == pytest.approx(prices.storage_per_hour(0.023, 2048))
+    # A stopped notebook pays for its storage volume only.
+    assert by_name["ml101-alice"].usd_per_hour == pytest.approx(5 * 0.14 / 730)
+    assert prices.notebook_per_hour("ml.t3.medium", "InService", 5) == pytest.approx(0.05 + 5 * 0.14 / 730)
+    assert prices.instance_per_hour("g4dn.xlarge", "running") == 0.526
+    assert prices.instance_per_hour("g4dn.xlarge", "stopped") == 0.0
+    assert prices.notebook_per_hour("ml.x9.huge", "InService", 5) is None  # unknown: shown as '?'
+
+
+def test_guard_topic_schedule_and_budget_are_leftovers(aws: Any) -> None:
+    aws("sns").create_topic(Name="ml101-guard-reports")
+    aws("sns").create_topic(Name="ml102-guard-reports")
+    aws("events").put_rule(Name="ml101-guard-schedule", ScheduleExpression="rate(30 minutes)")
+    aws("budgets").create_budget(AccountId="123456789012", Budget={
+        "BudgetName": "ml101-class-budget", "BudgetType": "COST", "TimeUnit": "MONTHLY",
+        "BudgetLimit": {"Amount": "150", "Unit": "USD"}})
+    key = aws("kms").create_key(Tags=[{"TagKey": TAG_COURSE, "TagValue": "ml101"}])["KeyMetadata"]["KeyId"]
+    aws("kms").schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
+
+    report = audit_course(aws, "ml101", PATH)
+    assert kinds(report) == {("topic", "ml101-guard-reports"), ("rule", "ml101-guard-schedule"),
+                             ("budget", "ml101-class-budget")}  # the key waits out its window, unbilled
+    assert report.billable == []

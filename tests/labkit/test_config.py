@@ -86,6 +86,25 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"containers": {"keep_images": True}}, "containers.keep_images"),
     ({"containers": {"repository": "x"}}, "containers.repository"),
     ({"containers": "on"}, "containers"),
+    ({"course": {"instructor_email": "teacher"}}, "course.instructor_email"),
+    ({"course": {"instructor_email": "teacher@localhost"}}, "course.instructor_email"),
+    ({"course": {"instructor_email": "a b@example.com"}}, "course.instructor_email"),
+    ({"course": {"instructor_email": ["t@example.com"]}}, "course.instructor_email"),
+    ({"guard": {"dry_run": "no"}}, "guard.dry_run"),
+    ({"guard": {"dry_run": 0}}, "guard.dry_run"),
+    ({"guard": {"every_minutes": 1}}, "guard.every_minutes"),
+    ({"guard": {"idle_minutes": 5}}, "guard.idle_minutes"),
+    ({"guard": {"idle_minutes": "60"}}, "guard.idle_minutes"),
+    ({"guard": {"max_actions": 0}}, "guard.max_actions"),
+    ({"guard": {"max_actions": 2000}}, "guard.max_actions"),
+    ({"guard": {"after_hours": "20-7"}}, "guard.after_hours"),
+    ({"guard": {"after_hours": "25:00-07:00"}}, "guard.after_hours"),
+    ({"guard": {"after_hours": "08:00-08:00"}}, "guard.after_hours"),
+    ({"guard": {"after_hours": 20}}, "guard.after_hours"),
+    ({"guard": {"timezone": "Mars/Olympus"}}, "guard.timezone"),
+    ({"guard": {"timezone": "../etc/passwd"}}, "guard.timezone"),
+    ({"guard": {"timezone": "CET", "dryrun": True}}, "guard.dryrun"),
+    ({"guard": "on"}, "guard"),
 ]
 
 
@@ -150,7 +169,10 @@ def test_rekognition_defaults_and_values() -> None:
 def test_to_toml_round_trips(tmp_path: Path) -> None:
     config = make_config(students=["alice", "bob-2"], sagemaker={"instance_type": "ml.g4dn.xlarge"},
                          rekognition={"features": ["labels", "moderation"], "min_confidence": 80.5},
-                         containers={"class_repository": False, "keep_images": 3})
+                         containers={"class_repository": False, "keep_images": 3},
+                         course={"instructor_email": "teacher@example.edu"},
+                         guard={"dry_run": False, "after_hours": "21:30-06:00", "timezone": "Europe/Berlin",
+                                "max_actions": 7, "idle_minutes": 45, "every_minutes": 15})
     path = tmp_path / "course.toml"
     path.write_text(to_toml(config))
     assert load_config(path, today=TODAY) == config
@@ -181,3 +203,19 @@ def test_containers_default_to_pull_only_without_a_class_repository() -> None:
 def test_region_without_dlc_registry_says_so() -> None:
     with pytest.raises(ConfigError, match="course.region: 'ca-west-1' has no AWS Deep Learning Containers registry"):
         parse_config(course_raw(course={"region": "ca-west-1"}), source="c", today=TODAY)
+
+
+def test_guard_reports_only_unless_the_course_file_says_otherwise() -> None:
+    """The first deploy of a course file without [guard] gets a guard that only reports (dry run)."""
+    config = make_config()
+    policy = config.guard.policy
+    assert (policy.dry_run, policy.after_hours, policy.timezone, config.guard.every_minutes) == (True, "", "UTC", 30)
+    assert config.instructor_email is None
+    assert make_config(guard={"dry_run": False}).guard.policy.dry_run is False
+
+
+def test_guard_error_names_the_value_not_the_python_field() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_config(guard={"after_hours": "7pm-7am"})
+    assert str(caught.value) == ("test.toml: guard.after_hours: '7pm-7am' must be HH:MM-HH:MM local time "
+                                 "(e.g. 20:00-07:00)")

@@ -14,23 +14,7 @@ from aws_cdk.assertions import Template
 from labkit import cli
 from labkit.config import LabConfig, to_toml
 from labkit.jobs import Target
-from tests.conftest import make_config
 from tests.lab_scripts.conftest import create_lab_stack
-
-
-@pytest.fixture
-def course(tmp_path: Path) -> tuple[LabConfig, Path]:
-    config = dataclasses.replace(make_config(), expires=dt.date.today() + dt.timedelta(days=30))
-    path = tmp_path / "course.toml"
-    path.write_text(to_toml(config))
-    return config, path
-
-
-@pytest.fixture
-def target(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Target:
-    moto = Target("moto", aws, {}, True, wait_delay=0)
-    monkeypatch.setattr(cli, "_target", lambda args, config: moto)
-    return moto
 
 
 @pytest.fixture

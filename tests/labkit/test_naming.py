@@ -53,6 +53,12 @@ def test_names_are_derived_from_course_student_account_region() -> None:
         ("ECR repository", "double--dash", "characters AWS rejects"),
         ("ECR repository", "trailing/", "characters AWS rejects"),
         ("ECR repository", "-leading", "characters AWS rejects"),
+        ("SNS topic", "t" * 257, "AWS allows 1-256"),
+        ("SNS topic", "ml101.reports", "characters AWS rejects"),
+        ("EventBridge rule", "r" * 65, "AWS allows 1-64"),
+        ("EventBridge rule", "ml101 guard", "characters AWS rejects"),
+        ("AWS budget", "b" * 101, "AWS allows 1-100"),
+        ("AWS budget", "ml101:budget", "characters AWS rejects"),
     ],
 )
 def test_limits(kind: str, name: str, reason: str) -> None:
@@ -77,3 +83,12 @@ def test_longest_valid_names_pass() -> None:
     assert check("Lambda function", "f" * 64) and check("SQS queue", "q" * 80)
     assert check("IAM user", "u" * 64) and check("IAM group", "g" * 128)
     assert check("ECR repository", "ml101/class_images.v2") and check("ECR repository", "ab")
+
+
+def test_guard_names_are_per_course_and_fit_with_the_longest_course_id() -> None:
+    names = CourseNames("ml101", "123456789012", "eu-west-1").guard
+    assert (names.function, names.role, names.teardown_role) == ("ml101-guard", "ml101-guard", "ml101-guard-teardown")
+    assert (names.topic, names.schedule, names.budget) == ("ml101-guard-reports", "ml101-guard-schedule",
+                                                           "ml101-class-budget")
+    assert names.log_group == "/aws/lambda/ml101-guard"
+    CourseNames("a" * 20, "123456789012", "ap-southeast-5").validate_course(["LabGuard"])

@@ -59,3 +59,27 @@ def test_each_labeler_acknowledgment_covers_a_real_finding(monkeypatch: pytest.M
         settings=Settings(Analysis(tuple(FEATURES)))))
     assert sorted(violations(app)) == sorted(named)
     assert len(named) == len(set(named)) == 4
+
+
+def test_each_guard_acknowledgment_covers_a_real_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without its acknowledgments the guard shows exactly the findings they name, each once per policy."""
+    from infra import nag, teardown_guard
+    from lab_scripts.guard_fn.handler import Settings
+    from labkit.config import GUARDED_LABS
+    from tests.conftest import make_config
+
+    named: list[tuple[str, str]] = []
+    for module in (teardown_guard, nag):
+        monkeypatch.setattr(module, "acknowledge",
+                            lambda scope, finding, reason: named.append((scope.node.path, finding)))
+    config = make_config()
+    app = App()
+    stack = Stack(app, "Probe", env={"account": config.account, "region": config.region})
+    settings = Settings(course=config.course_id, expires=config.expires, iam_path=config.names.iam_path,
+                        stacks=tuple(config.names.stack(lab) for lab in GUARDED_LABS))
+    teardown_guard.TeardownGuard(stack, "Guard", props=teardown_guard.GuardProps(
+        names=config.names, students=config.students, settings=settings, every_minutes=30,
+        budget_usd=config.budget_usd))
+    # The function's policy and the teardown policy each have their own findings (two share an id).
+    assert sorted(set(violations(app))) == sorted({finding for _, finding in named})
+    assert len(named) == len(set(named)) == 15

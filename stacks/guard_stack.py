@@ -1,0 +1,43 @@
+"""LabGuard: the course's teardown guard (scheduled function, report topic) and its class budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.teardown_guard import GuardProps, TeardownGuard
+from lab_scripts.guard_fn.handler import Settings
+from labkit.config import GUARDED_LABS, LabConfig
+
+
+class LabGuardStack(Stack):
+    def __init__(self, scope: Construct, id_: str, *, config: LabConfig, **kwargs: Any) -> None:
+        super().__init__(scope, id_, **kwargs)
+        names = config.names
+        settings = Settings(
+            course=config.course_id,
+            expires=config.expires,
+            stacks=tuple(names.stack(lab) for lab in GUARDED_LABS),
+            iam_path=names.iam_path,
+            idle_cpu_percent=config.dlami.idle_cpu_percent,
+            policy=config.guard.policy,
+        )
+        guard = TeardownGuard(
+            self,
+            "Guard",
+            props=GuardProps(
+                names=names,
+                students=config.students,
+                settings=settings,
+                every_minutes=config.guard.every_minutes,
+                budget_usd=config.budget_usd,
+                instructor_email=config.instructor_email,
+            ),
+        )
+        CfnOutput(self, "FunctionName", value=guard.function.function_name,
+                  description="guard function (labctl guard run runs its code with this environment)")
+        CfnOutput(self, "ReportTopic", value=guard.topic.topic_arn, description="guard reports and budget alerts")
+        CfnOutput(self, "DryRun", value=str(config.guard.policy.dry_run).lower(),
+                  description="true: the guard only reports (guard.dry_run in the course file)")
