@@ -229,7 +229,13 @@ def audit_course(
 
     def course_budgets() -> None:
         account = clients("sts").get_caller_identity()["Account"]
-        for budget in _pages(clients("budgets"), "describe_budgets", "Budgets", AccountId=account):
+        try:
+            found = list(_pages(clients("budgets"), "describe_budgets", "Budgets", AccountId=account))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "NotFoundException":  # AWS's answer for "no budgets at all"
+                return
+            raise
+        for budget in found:
             if budget["BudgetName"].startswith(prefix):
                 report.leftovers.append(Leftover("budgets", "budget", budget["BudgetName"], False))
 

@@ -204,12 +204,12 @@ def _archived_files(result: DestroyResult) -> dict[str, str]:
 
 
 def teardown(config: LabConfig, config_path: Path, target: Target, archive: Path | None) -> DestroyResult:
-    """Every lab of the course, LabGuard included: archive, delete, audit (the guarded part is the caller's)."""
+    """Every lab of the course, LabGuard included: archive, delete, audit. Confirming is the caller's part, and
+    so is printing the audit (the demo checks the archive first)."""
     result = destroy(config, config_path, target, list(LABS), archive_dir=archive, echo=echo)
     if archive is not None:
         console.print(f"archived {len(_archived_files(result))} files from {len(result.archived)} buckets to "
                       f"{archive} (SHA-256 manifest per bucket, verified before emptying)")
-    print_audit(console, result.audit)
     return result
 
 
@@ -223,6 +223,7 @@ def cmd_teardown(args: argparse.Namespace, config: LabConfig) -> int:
                       f"--yes --confirm {config.course_id})")
         return 0
     result = teardown(config, Path(args.config), target, archive)
+    print_audit(console, result.audit)
     return 0 if result.audit.clean else 1
 
 
@@ -242,15 +243,19 @@ def stop_all(target: Target, config: LabConfig) -> list[str]:
         console.print("nothing of the course is running")
         return []
     sm, ec2, delay = target.clients("sagemaker"), target.clients("ec2"), target.wait_delay
-    # Every stop is requested first, so the machines stop together; then each is waited for.
-    for name in notebooks:
-        notebook.stop(sm, name, wait=False)
-    for instance_id in instances:
-        instance.stop(ec2, instance_id, wait=False)
-    waits: list[tuple[str, Callable[[], str]]] = [
-        (f"notebook {name}", functools.partial(_notebook_stopped, sm, name, delay)) for name in notebooks
-    ] + [(f"instance {i}", functools.partial(_instance_stopped, ec2, i, delay)) for i in instances]
+    requests = [(f"notebook {name}", functools.partial(notebook.stop, sm, name, wait=False),
+                 functools.partial(_notebook_stopped, sm, name, delay)) for name in notebooks]
+    requests += [(f"instance {i}", functools.partial(instance.stop, ec2, i, wait=False),
+                  functools.partial(_instance_stopped, ec2, i, delay)) for i in instances]
     failures: list[str] = []
+    # Every stop is requested first, so the machines stop together; then each is waited for.
+    waits: list[tuple[str, Callable[[], str]]] = []
+    for label, request, wait in requests:
+        try:
+            request()
+            waits.append((label, wait))
+        except (notebook.NotebookError, instance.InstanceError) as exc:
+            failures.append(str(exc))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
         task = progress.add_task("stopping", total=len(waits))
@@ -541,6 +546,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             raise ArchiveError(f"archive does not match what was written ({len(archived)} vs {len(written)} files)")
         console.print(f"archive matches what students and the labs wrote: {len(archived)} files, SHA-256 equal, "
                       f"in {archive}")
+        print_audit(console, result.audit)
     console.print(f"main job finished in {time.monotonic() - started:.1f} s")
     return 0 if result.audit.clean else 1
 

@@ -310,20 +310,22 @@ def destroy(
 ) -> DestroyResult:
     result = DestroyResult()
     ctx = _Drain(target, archive_dir, echo, result)
-    deployed = []
+    deployed: dict[str, list[dict[str, Any]]] = {}
     for lab in labs:
-        stack_name = config.names.stack(lab)
-        resources = _stack_resources(target, stack_name)
+        resources = _stack_resources(target, config.names.stack(lab))
         if resources is None:
-            echo(f"{stack_name}: not deployed")
-            continue
-        deployed.append(lab)
-        for kind, drain in DRAIN.items():
+            echo(f"{config.names.stack(lab)}: not deployed")
+        else:
+            deployed[lab] = resources
+    # Kind by kind across all stacks, so the guard is paused before anything else and every notebook is stopped
+    # before any bucket is archived.
+    for kind, drain in DRAIN.items():
+        for resources in deployed.values():
             for physical_id in _physical_of(resources, kind):
                 drain(ctx, physical_id)
     _remove_retained(ctx, config)
     if deployed:
-        _delete_stacks(config, config_path, target, deployed, result, echo)
+        _delete_stacks(config, config_path, target, list(deployed), result, echo)
     _delete_notebook_logs(target, config)
     result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
     return result

@@ -174,9 +174,13 @@ class Report:
     course: str
     at: dt.datetime
     dry_run: bool
-    expired: bool
+    expires: dt.date
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def expired(self) -> bool:
+        return self.at.date() > self.expires
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -194,7 +198,7 @@ class Report:
         return f"labkit {self.course} guard{' (dry run)' if self.dry_run else ''}: {done}"[:100]
 
     def text(self) -> str:
-        state = f"course ended ({self.at:%Y-%m-%d})" if self.expired else "course running"
+        state = f"the course ended on {self.expires}" if self.expired else f"course running until {self.expires}"
         lines = [f"{self.course} at {self.at:%Y-%m-%d %H:%M %Z}: {state}"]
         if self.dry_run:
             lines.append("DRY RUN: nothing was changed (set guard.dry_run = false in the course file to act)")
@@ -457,7 +461,7 @@ class Guard:
                 for action in actions]
 
     def run(self) -> Report:
-        report = Report(self.settings.course, self.local, self.policy.dry_run, self.expired, notes=self.notes)
+        report = Report(self.settings.course, self.local, self.policy.dry_run, self.settings.expires, notes=self.notes)
         planned = self.plan()
         allowed, over = planned[: self.policy.max_actions], planned[self.policy.max_actions:]
         if self.policy.dry_run:

@@ -199,7 +199,7 @@ def test_expiry_ends_the_course_and_a_rerun_changes_nothing(aws: Any, course: di
         (STOP_NOTEBOOK, DONE), (STOP_INSTANCE, DONE), (DEACTIVATE_KEY, DONE), (DELETE_STACK, DONE)}
     assert {stack_status(aws, name) for name in STACKS} == {"DELETE_COMPLETE"}
     assert key_status(aws, "ml101-alice-dlc") == "Inactive"
-    assert first.expired and "course ended" in first.text()
+    assert first.expired and f"the course ended on {EXPIRES}" in first.text()
 
     again = guard(aws, settings(topic), AFTER_EXPIRY)
     assert again.actions == [] and again.notes == []

@@ -14,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from lab_scripts import sample_images
+from lab_scripts.guard_fn import handler as guard_handler
 from lab_scripts.rekognition import s3_put_event
 from lab_scripts.rekognition_fn import handler
 from lab_scripts.rekognition_fn.handler import Analysis, Settings, SettingsError, handle, result_key
@@ -250,9 +251,10 @@ def test_lambda_entry_point_reads_its_environment_and_uses_standard_retries(
         handler._runtime.cache_clear()
 
 
-def test_the_lambda_asset_needs_only_the_stdlib_and_boto3() -> None:
+@pytest.mark.parametrize("asset", [handler.__file__, guard_handler.__file__], ids=["rekognition_fn", "guard_fn"])
+def test_the_lambda_asset_needs_only_the_stdlib_and_boto3(asset: str) -> None:
     """The folder is deployed on its own: a labkit or CDK import, or a relative one, would fail in Lambda."""
-    for path in Path(handler.__file__).parent.glob("*.py"):
+    for path in Path(asset).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert node.level == 0 and node.module, f"{path.name}: relative import"
