@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -57,6 +58,17 @@ def fake_aws_env() -> Iterator[None]:
     with mock.patch.dict(os.environ, values):
         for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
             os.environ.pop(key, None)
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_service_models() -> Iterator[None]:
+    """moto gives each test a fresh boto3 session, and each session parses botocore's service models (JSON,
+    megabytes for EC2) again: about 20 s of the suite (README, "Performance"). One loader for all sessions parses each
+    model once; botocore already shares a loaded model between the clients of one session in the same way."""
+    import botocore.session
+
+    with mock.patch.object(botocore.session, "create_loader", functools.cache(botocore.session.create_loader)):
         yield
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from lab_scripts import instance
+from tests.lab_scripts.conftest import launchable_image
 
 FAST = {"delay": 1}
 
@@ -17,7 +18,7 @@ def ec2(aws: Any) -> Any:
 
 
 def launch(ec2: Any, **extra: Any) -> str:
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = launchable_image(ec2)
     return str(ec2.run_instances(ImageId=image, InstanceType="g4dn.xlarge", MinCount=1, MaxCount=1, **extra)[
         "Instances"][0]["InstanceId"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lab_scripts.network_cleanup import clean_vpc
+from tests.lab_scripts.conftest import launchable_image
 
 
 def build_vpc(ec2: Any) -> str:
@@ -16,7 +17,7 @@ def build_vpc(ec2: Any) -> str:
     ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
     ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
     group = ec2.create_security_group(GroupName="lab", Description="lab", VpcId=vpc)["GroupId"]
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = launchable_image(ec2)
     ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet, SecurityGroupIds=[group])
     return str(vpc)
 
