@@ -37,7 +37,7 @@ def main() -> None:
 if __name__ == "__main__":
     # A synthesis process is short and keeps nearly all it creates (aws_cdk's generated classes, the construct
     # tree) until it exits, so Python's cycle collector only costs time here: about 0.1 s of collections during
-    # the imports and 0.3 s for the final one at exit, of a 1.5 s synthesis (README, "Performance"). Freezing
+    # the imports and 0.3 s for the final one at exit, of a 1.4 s synthesis (README, "Performance"). Freezing
     # skips that final pass; the exit still runs atexit (which stops the jsii kernel) and flushes output.
     gc.disable()
     main()

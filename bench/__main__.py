@@ -1,7 +1,7 @@
 """labkit benchmarks: synthesis, class scale, emulator round-trip, teardown sweep, test suite.
 
-    python -m bench                 # everything, 3 runs each (about 15 minutes on 2 cores)
-    python -m bench --quick         # 1 run, small sizes, no 30-student round-trip, no test suite (about 2 minutes)
+    python -m bench                 # everything, 3 runs each (6-9 minutes on 2 cores)
+    python -m bench --quick         # 1 run, small sizes, no 30-student round-trip, no test suite (about 1 minute)
     python -m bench --only synth sweep --runs 5
 
 Prints a table (median, min, max of the runs; targets from issue 6) and writes JSON and a Markdown table
@@ -20,13 +20,12 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from bench.report import markdown, print_table
 from bench.roundtrip import bench_round_trip
-from bench.stats import Figure, Section
+from bench.stats import Section
 from bench.suite import bench_suite
 from bench.sweep import bench_sweep
 from bench.synth import bench_synth
@@ -34,48 +33,6 @@ from labkit import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 BENCHMARKS = ("synth", "roundtrip", "sweep", "suite")
-# Units whose numbers read better with fewer digits.
-DIGITS = {"s": 2, "x": 2, "ms/student": 1, "calls": 0}
-
-
-def _number(value: float, unit: str) -> str:
-    return "n/a" if value != value else f"{value:.{DIGITS.get(unit, 2)}f}"  # NaN: nothing measured
-
-
-def _met(figure: Figure) -> str:
-    return {True: "yes", False: "NO", None: "-" if not figure.target else "n/a"}[figure.met]
-
-
-def rows(section: Section) -> list[list[str]]:
-    return [
-        [figure.name, _number(figure.median, figure.unit), _number(figure.low, figure.unit),
-         _number(figure.high, figure.unit), figure.unit, figure.target, _met(figure), figure.note]
-        for figure in section.figures
-    ]
-
-
-HEADERS = ["figure", "median", "min", "max", "unit", "target", "met", "note"]
-
-
-def print_table(console: Console, sections: list[Section], runs: int) -> None:
-    for section in sections:
-        table = Table(title=f"{section.title} (runs: {runs})", title_justify="left")
-        for header in HEADERS:
-            table.add_column(header, justify="right" if header in {"median", "min", "max"} else "left")
-        for row in rows(section):
-            table.add_row(*row)
-        console.print(table)
-
-
-def markdown(sections: list[Section], meta: dict[str, Any]) -> str:
-    lines = [f"Measured {meta['when']} on {meta['machine']}, {meta['runs']} run(s) each, load average "
-             f"{meta['load_before']} before / {meta['load_after']} after.", ""]
-    for section in sections:
-        lines += [f"**{section.title}**", "", "| " + " | ".join(HEADERS) + " |",
-                  "|" + "---|" * len(HEADERS)]
-        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows(section)]
-        lines.append("")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,18 +35,21 @@ class RoundTrip:
     resources: int
 
 
+def _quiet(line: str) -> None:
+    """The CDK CLI's progress lines are not what is measured."""
+
+
 def round_trip(students: int, workdir: Path) -> RoundTrip:
     config, path = course_file(students, workdir)
-    quiet = lambda line: None  # noqa: E731 - the CDK CLI's progress lines are not what is measured
     emulator = Emulator(config.region)
     start_s, endpoint = timed(emulator.start)
     try:
         target = emulator_target(endpoint)
-        bootstrap_s, _ = timed(lambda: ensure_bootstrapped(target, config, path, quiet))
-        deploy_s, deployed = timed(lambda: deploy(config, path, target, list(LABS), echo=quiet))
+        bootstrap_s, _ = timed(lambda: ensure_bootstrapped(target, config, path, _quiet))
+        deploy_s, deployed = timed(lambda: deploy(config, path, target, list(LABS), echo=_quiet))
         with tempfile.TemporaryDirectory(prefix="labkit-bench-archive-") as archive:
             destroy_s, result = timed(lambda: destroy(config, path, target, list(LABS), archive_dir=Path(archive),
-                                                      echo=quiet))
+                                                      echo=_quiet))
     finally:
         emulator.stop()
     if not result.audit.clean:

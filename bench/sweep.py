@@ -59,8 +59,8 @@ def expected_leftovers() -> int:
     return sum(MIX.values())
 
 
-def _tags(extra: dict[str, str] | None = None) -> list[dict[str, str]]:
-    return [{"Key": TAG_COURSE, "Value": COURSE}, *({"Key": k, "Value": v} for k, v in (extra or {}).items())]
+def _tags() -> list[dict[str, str]]:
+    return [{"Key": TAG_COURSE, "Value": COURSE}]
 
 
 def populate(aws: Any) -> dict[str, list[str]]:
