@@ -54,6 +54,9 @@ NOTEBOOK_INSTANCE_TYPES = frozenset(
 # Loose on purpose (RFC 5322 allows far more); it catches typos, and SNS/Budgets confirm the address itself.
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
+# LabSageMaker needs 6 resources per student and CloudFormation allows 500 per stack (checked by a test).
+MAX_STUDENTS = 80
+
 # A course longer than a year is almost always a typo in the expiry year, and would leave resources running.
 MAX_COURSE_DAYS = 366
 
@@ -239,6 +242,10 @@ def parse_config(
     students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
         raise fail("students", "must be a non-empty list of student ids")
+    if len(students_raw) > MAX_STUDENTS:
+        raise fail("students", f"{len(students_raw)} students do not fit one deployment: CloudFormation allows 500 "
+                               f"resources per stack, which holds {MAX_STUDENTS} students; split the class into "
+                               "several course files")
     seen: set[str] = set()
     for index, student in enumerate(students_raw):
         key = f"students[{index}]"
