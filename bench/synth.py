@@ -19,11 +19,12 @@ from typing import Any
 from bench.course import cdk_app_env, course_file
 from bench.stats import Figure, Section, ratio, slope, timed
 from labkit import ROOT
-from labkit.config import LABS
+from labkit.config import LABS, MAX_STUDENTS
 
 # The floor: what any CDK app pays before it builds anything.
 FLOOR = "import aws_cdk; aws_cdk.App().synth()"
-CLASS_SIZES = (1, 10, 30, 80, 100)
+# Up to the largest class one course file accepts (CloudFormation's 500 resources per stack).
+CLASS_SIZES = (1, 10, 30, MAX_STUDENTS)
 QUICK_CLASS_SIZES = (1, 30)
 STACKSET_SIZES = (30, 300)
 
