@@ -223,21 +223,15 @@ def parse_config(
             "sagemaker.instance_type",
             f"'{instance_type}' is not a SageMaker notebook instance type (e.g. {', '.join(hints[:4])})",
         )
-    volume_gb = sm_raw.get("volume_gb", defaults.volume_gb)
-    if not isinstance(volume_gb, int) or isinstance(volume_gb, bool) or not 5 <= volume_gb <= 16384:
-        raise fail("sagemaker.volume_gb", f"{volume_gb!r} must be a whole number of GB between 5 and 16384")
-    idle = sm_raw.get("idle_minutes", defaults.idle_minutes)
-    if not isinstance(idle, int) or isinstance(idle, bool) or not 5 <= idle <= 24 * 60:
-        raise fail("sagemaker.idle_minutes", f"{idle!r} must be whole minutes between 5 and 1440")
+    volume_gb = _whole(sm_raw, "volume_gb", defaults.volume_gb, 5, 16384, "GB", fail, "sagemaker")
+    idle = _whole(sm_raw, "idle_minutes", defaults.idle_minutes, 5, 24 * 60, "minutes", fail, "sagemaker")
 
     rekognition = _rekognition(raw.get("rekognition", {}), fail)
     ct_raw = raw.get("containers", {})
     class_repository = ct_raw.get("class_repository", ContainersSettings.class_repository)
     if not isinstance(class_repository, bool):
         raise fail("containers.class_repository", f"{class_repository!r} must be true or false")
-    keep_images = ct_raw.get("keep_images", ContainersSettings.keep_images)
-    if not isinstance(keep_images, int) or isinstance(keep_images, bool) or not 1 <= keep_images <= 1000:
-        raise fail("containers.keep_images", f"{keep_images!r} must be a whole number of images between 1 and 1000")
+    keep_images = _whole(ct_raw, "keep_images", ContainersSettings.keep_images, 1, 1000, "images", fail, "containers")
 
     students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
@@ -286,9 +280,10 @@ def parse_config(
 
 def _whole(table: dict[str, Any], key: str, default: int, low: int, high: int, unit: str,
            fail: Callable[[str, str], ConfigError], section: str) -> int:
+    """The one check for whole-number settings: an int (not a bool, which TOML users write by mistake) in range."""
     value = table.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise fail(f"{section}.{key}", f"{value!r} must be whole {unit} between {low} and {high}")
+        raise fail(f"{section}.{key}", f"{value!r} must be a whole number of {unit} between {low} and {high}")
     return value
 
 
@@ -383,9 +378,7 @@ def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError
     confidence = section.get("min_confidence", defaults.min_confidence)
     if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or not 0 <= confidence <= 100:
         raise fail("rekognition.min_confidence", f"{confidence!r} must be a percentage between 0 and 100")
-    max_labels = section.get("max_labels", defaults.max_labels)
-    if not isinstance(max_labels, int) or isinstance(max_labels, bool) or not 1 <= max_labels <= 1000:
-        raise fail("rekognition.max_labels", f"{max_labels!r} must be a whole number between 1 and 1000")
+    max_labels = _whole(section, "max_labels", defaults.max_labels, 1, 1000, "labels", fail, "rekognition")
     return Analysis(tuple(features), float(confidence), max_labels)
 
 
