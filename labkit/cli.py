@@ -73,6 +73,19 @@ def _labs(requested: list[str]) -> list[str]:
     return requested or list(LABS)
 
 
+def _student_target(args: argparse.Namespace, config: LabConfig) -> Target:
+    """The target for a one-student command, after checking the student is in the course file."""
+    if args.student not in config.students:
+        raise UsageError(f"student {args.student!r} is not in {args.config}")
+    return _target(args, config)
+
+
+def _deployed(found: dict[str, str], student: str, what: str, lab: str) -> str:
+    if student not in found:
+        raise UsageError(f"{student} has no deployed {what} (labctl deploy {lab})")
+    return found[student]
+
+
 def _notebooks(target: Target, config: LabConfig) -> dict[str, str]:
     """Student -> deployed notebook name, from the deployed stack (the emulator picks its own names)."""
     arns = physical_ids_by_student(target.clients, config.names.stack("LabSageMaker"),
@@ -337,13 +350,9 @@ def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
 
 
 def cmd_notebook(args: argparse.Namespace, config: LabConfig) -> int:
-    if args.student not in config.students:
-        raise UsageError(f"student {args.student!r} is not in {args.config}")
-    target = _target(args, config)
+    target = _student_target(args, config)
     sm = target.clients("sagemaker")
-    name = _notebooks(target, config).get(args.student)
-    if name is None:
-        raise UsageError(f"{args.student} has no deployed notebook (labctl deploy LabSageMaker)")
+    name = _deployed(_notebooks(target, config), args.student, "notebook", "LabSageMaker")
     if args.action == "url":
         console.print(notebook.presigned_url(sm, name))
         return 0
@@ -357,12 +366,8 @@ def cmd_notebook(args: argparse.Namespace, config: LabConfig) -> int:
 
 
 def cmd_gpu(args: argparse.Namespace, config: LabConfig) -> int:
-    if args.student not in config.students:
-        raise UsageError(f"student {args.student!r} is not in {args.config}")
-    target = _target(args, config)
-    instance_id = _instances(target, config).get(args.student)
-    if instance_id is None:
-        raise UsageError(f"{args.student} has no deployed GPU instance (labctl deploy LabDLAMI)")
+    target = _student_target(args, config)
+    instance_id = _deployed(_instances(target, config), args.student, "GPU instance", "LabDLAMI")
     ec2 = target.clients("ec2")
     if args.action == "connect":
         login = DLAMIS[config.dlami.ami_type].login_user
