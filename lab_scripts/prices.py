@@ -9,6 +9,8 @@ from __future__ import annotations
 from labkit.catalog import INSTANCES
 
 HOURS_PER_MONTH = 730
+# When this table was written; `lab_scripts.cost.refresh_prices` asks the Price List API for current ones.
+AS_OF = "2026-11-25"
 GIB = 1024**3
 
 # SageMaker notebook instances, per hour while InService.
