@@ -1,7 +1,7 @@
 """GPU workstations running the Deep Learning AMI: one instance per student, reached through Session Manager.
 
-Class-wide parts (role, instance profile, security group) are created once; each student gets an instance
-with an encrypted root volume, IMDSv2, and an alarm that stops it when idle. The alarm uses CloudWatch's
+Class-wide parts (role, instance profile, security group) are created once in the class stack; each student's
+stack holds an instance with an encrypted root volume, IMDSv2, and an alarm that stops it when idle. The alarm uses CloudWatch's
 built-in EC2 stop action, so idle protection needs no Lambda or custom resource.
 """
 
@@ -22,7 +22,7 @@ from infra.nag import acknowledge
 from lab_scripts.boot_scripts import render_gpu_user_data
 from labkit.catalog import DLAMIS
 from labkit.config import DlamiSettings
-from labkit.naming import TAG_STUDENT, CourseNames
+from labkit.naming import TAG_STUDENT, CourseNames, StudentNames
 
 # Session Manager's agent calls; none of them supports resource-level permissions.
 SESSION_MANAGER_ACTIONS = [
@@ -35,20 +35,13 @@ SESSION_MANAGER_ACTIONS = [
 ALARM_PERIOD_MINUTES = 5
 
 
-@dataclass(frozen=True)
-class WorkstationProps:
-    names: CourseNames
-    students: tuple[str, ...]
-    settings: DlamiSettings
-    network: ClassNetwork
+class GpuClass(Construct):
+    """What the class's instances share, created once: role, instance profile, security group."""
 
-
-class GpuWorkstations(Construct):
-    def __init__(self, scope: Construct, id_: str, *, props: WorkstationProps) -> None:
+    def __init__(self, scope: Construct, id_: str, *, names: CourseNames, settings: DlamiSettings,
+                 network: ClassNetwork) -> None:
         super().__init__(scope, id_)
-        settings, names = props.settings, props.names
-        ami = DLAMIS[settings.ami_type]
-
+        self.network = network
         self.role = iam.Role(
             self,
             "Role",
@@ -57,14 +50,14 @@ class GpuWorkstations(Construct):
             description="GPU lab instances: Session Manager and Deep Learning Containers pulls only",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
         )
-        policy = iam.Policy(
+        self.policy = iam.Policy(
             self,
             "SessionManager",
             statements=[iam.PolicyStatement(sid="SessionManager", actions=SESSION_MANAGER_ACTIONS, resources=["*"])],
         )
-        policy.attach_to_role(self.role)
+        self.policy.attach_to_role(self.role)
         acknowledge(
-            policy,
+            self.policy,
             "AwsSolutions-IAM5[Resource::*]",
             "Session Manager's agent actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel) do not support "
             "resource-level permissions; this inline policy replaces the broader AmazonSSMManagedInstanceCore.",
@@ -87,13 +80,29 @@ class GpuWorkstations(Construct):
             self,
             "SecurityGroup",
             group_description=f"{names.course} GPU lab instances: no inbound unless SSH is configured",
-            vpc_id=props.network.vpc.ref,
+            vpc_id=network.vpc.ref,
             security_group_ingress=ingress or None,
             security_group_egress=[ec2.CfnSecurityGroup.EgressProperty(
                 ip_protocol="-1", cidr_ip="0.0.0.0/0", description="Session Manager, package mirrors, datasets",
             )],
         )
 
+
+@dataclass(frozen=True)
+class WorkstationProps:
+    names: StudentNames
+    settings: DlamiSettings
+    gpu_class: GpuClass
+
+
+class GpuWorkstation(Construct):
+    """One student's instance and its idle alarm; the class parts come from `GpuClass` in the class stack."""
+
+    def __init__(self, scope: Construct, id_: str, *, props: WorkstationProps) -> None:
+        super().__init__(scope, id_)
+        settings, names, shared = props.settings, props.names, props.gpu_class
+        ami = DLAMIS[settings.ami_type]
+        Tags.of(self).add(TAG_STUDENT, names.student)
         image_id = settings.ami_id or CfnParameter(
             Stack.of(self),
             "DlamiImageId",
@@ -101,52 +110,44 @@ class GpuWorkstations(Construct):
             default=ami.ssm_parameter,
             description=f"Deep Learning AMI ({settings.ami_type}), resolved from AWS's public SSM parameter",
         ).value_as_string
-        user_data = Fn.base64(render_gpu_user_data())
-        self.instances: dict[str, ec2.CfnInstance] = {}
-        for student in props.students:
-            student_scope = Construct(self, student)
-            Tags.of(student_scope).add(TAG_STUDENT, student)
-            student_names = names.student(student)
-            instance = ec2.CfnInstance(
-                student_scope,
-                "Instance",
-                image_id=image_id,
-                instance_type=settings.instance_type,
-                subnet_id=props.network.subnet.ref,
-                security_group_ids=[self.security_group.attr_group_id],
-                iam_instance_profile=self.profile.ref,
-                key_name=settings.ssh_key_name,
-                user_data=user_data,
-                monitoring=False,
-                instance_initiated_shutdown_behavior="stop",
-                # Hop limit 2 lets the Deep Learning Containers lab reach IMDSv2 from inside Docker.
-                metadata_options=ec2.CfnInstance.MetadataOptionsProperty(
-                    http_tokens="required", http_endpoint="enabled", http_put_response_hop_limit=2
+        self.instance = ec2.CfnInstance(
+            self,
+            "Instance",
+            image_id=image_id,
+            instance_type=settings.instance_type,
+            subnet_id=shared.network.subnet.ref,
+            security_group_ids=[shared.security_group.attr_group_id],
+            iam_instance_profile=shared.profile.ref,
+            key_name=settings.ssh_key_name,
+            user_data=Fn.base64(render_gpu_user_data()),
+            monitoring=False,
+            instance_initiated_shutdown_behavior="stop",
+            # Hop limit 2 lets the Deep Learning Containers lab reach IMDSv2 from inside Docker.
+            metadata_options=ec2.CfnInstance.MetadataOptionsProperty(
+                http_tokens="required", http_endpoint="enabled", http_put_response_hop_limit=2
+            ),
+            block_device_mappings=[ec2.CfnInstance.BlockDeviceMappingProperty(
+                device_name=ami.root_device,
+                ebs=ec2.CfnInstance.EbsProperty(
+                    volume_size=settings.volume_gb, volume_type="gp3", encrypted=True, delete_on_termination=True
                 ),
-                block_device_mappings=[ec2.CfnInstance.BlockDeviceMappingProperty(
-                    device_name=ami.root_device,
-                    ebs=ec2.CfnInstance.EbsProperty(
-                        volume_size=settings.volume_gb, volume_type="gp3", encrypted=True, delete_on_termination=True
-                    ),
-                )],
-                tags=[{"key": "Name", "value": student_names.workstation}],
-                # Course tags on the root volume let the audit find a volume that outlives its instance.
-                propagate_tags_to_volume_on_creation=True,
-            )
-            instance.node.add_dependency(policy)
-            acknowledge(
-                instance,
-                "AwsSolutions-EC28",
-                "Detailed monitoring bills per instance; the idle alarm works on the free 5-minute metrics.",
-            )
-            acknowledge(
-                instance,
-                "AwsSolutions-EC29",
-                "Lab instances are meant to be terminated at course end (labctl destroy); termination protection "
-                "would leave billable GPUs behind.",
-            )
-            self._idle_alarm(student_scope, student_names.idle_alarm, instance, settings)
-            self.instances[student] = instance
+            )],
+            tags=[{"key": "Name", "value": names.workstation}],
+            # Course tags on the root volume let the audit find a volume that outlives its instance.
+            propagate_tags_to_volume_on_creation=True,
+        )
+        acknowledge(
+            self.instance,
+            "AwsSolutions-EC28",
+            "Detailed monitoring bills per instance; the idle alarm works on the free 5-minute metrics.",
+        )
+        acknowledge(
+            self.instance,
+            "AwsSolutions-EC29",
+            "Lab instances are meant to be terminated at course end (labctl destroy); termination protection "
+            "would leave billable GPUs behind.",
+        )
+        self._idle_alarm(self, names.idle_alarm, self.instance, settings)
 
     @staticmethod
     def _idle_alarm(scope: Construct, name: str, instance: ec2.CfnInstance, settings: DlamiSettings) -> None:

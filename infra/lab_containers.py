@@ -1,5 +1,5 @@
-"""The Deep Learning Containers lab: one pull-only IAM user per student in a course group, and optionally a
-class ECR repository the students push their own images to."""
+"""The students' IAM users, in a course group: Deep Learning Containers pulls, their own notebook, instance and
+bucket (tag-scoped, see student_access), and optionally a class ECR repository they push their own images to."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.dlc_pull import DLC_PULL_POLICY, PULL_ACTIONS, acknowledge_registry_login, dlc_pull_document
+from infra.student_access import STUDENT_ACCESS_POLICY, student_access_document
 from labkit.naming import TAG_STUDENT, CourseNames
 
 CLASS_REPOSITORY_POLICY = "class-repository"
@@ -54,6 +55,8 @@ class ContainerAccess(Construct):
         policies = [iam.CfnGroup.PolicyProperty(
             policy_name=DLC_PULL_POLICY, policy_document=dlc_pull_document(self, props.region))]
         acknowledge_registry_login(self.group)
+        policies.append(iam.CfnGroup.PolicyProperty(
+            policy_name=STUDENT_ACCESS_POLICY, policy_document=student_access_document(self.group, names)))
 
         self.repository: ecr.Repository | None = None
         if props.class_repository:

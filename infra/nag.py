@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk import Acknowledgment, Stack, Validations
@@ -24,7 +25,8 @@ def acknowledge_wildcard_resource(policy: IConstruct, resource: str, reason: str
 def _render(value: Any) -> str:
     """cdk-nag's text for a resolved ARN: Ref -> <Name>, GetAtt -> <Id.Attr>, joins concatenated."""
     if isinstance(value, str):
-        return value
+        # cdk-nag writes IAM policy variables such as ${aws:username} as <aws:username>.
+        return re.sub(r"\$\{([^}]*)\}", r"<\1>", value)
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         return str(separator).join(_render(part) for part in parts)

@@ -27,6 +27,7 @@ from constructs import Construct
 from infra.lab_function import FunctionProps, lab_function
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from lab_scripts.guard_fn import handler
+from labkit.layout import CLASS_LABS, LABS, PER_STUDENT_LABS
 from labkit.naming import TAG_COURSE, CourseNames
 
 HANDLER_DIR = Path(handler.__file__).parent
@@ -87,7 +88,6 @@ UNSCOPED = frozenset({"logs:DescribeLogGroups", "cloudwatch:DescribeAlarms", "ss
 @dataclass(frozen=True)
 class GuardProps:
     names: CourseNames
-    students: tuple[str, ...]
     # The function's settings without the topic and role ARNs, which this construct creates and fills in.
     settings: handler.Settings
     every_minutes: int
@@ -208,10 +208,11 @@ class TeardownGuard(Construct):
         notebooks = self._arn("sagemaker", "notebook-instance", f"{course}-*")
         lifecycle = self._arn("sagemaker", "notebook-instance-lifecycle-config", f"{course}-*")
         alarms = self._arn("cloudwatch", "alarm", f"{course}-*", colon=True)
-        buckets = [f"arn:{self._stack.partition}:s3:::{names.student(s).bucket}" for s in props.students]
-        buckets.append(f"arn:{self._stack.partition}:s3:::{rekognition.bucket}")
+        # Every bucket of the course: students' '<course>-<student>-<account>-<region>' and the class upload bucket
+        # '<course>-rekognition-<account>-<region>'. One pattern, so the policy does not grow with the class.
+        buckets = f"arn:{self._stack.partition}:s3:::{course}-*-{self._stack.account}-{self._stack.region}"
         scoped = {
-            "s3": buckets,
+            "s3": [buckets],
             "sqs": [self._stack.format_arn(service="sqs", resource=rekognition.dead_letter_queue)],
             "logs": [self._arn("logs", "log-group", rekognition.log_group, colon=True)],
             "lambda": [self._arn("lambda", "function", rekognition.function, colon=True)],
@@ -248,6 +249,8 @@ class TeardownGuard(Construct):
                     "Describe/List calls CloudFormation makes while deleting have no resource type (IAM accepts "
                     "only '*'); every EC2 delete on '*' is conditioned on the course tag.")
         reasons = {
+            buckets: "Lab buckets are named '<course>-<name>-<account>-<region>' (students' and the class upload "
+                     "bucket); the pattern covers exactly those of this course, account and region.",
             notebooks: "Notebook names are '<course>-<student>'; stop and delete also require the course tag.",
             lifecycle: "Lifecycle configuration names are '<course>-<student>-autostop' and cannot be tagged; "
                        "the course prefix bounds them.",
@@ -266,12 +269,15 @@ class TeardownGuard(Construct):
         course = props.names.course
         notebooks = self._arn("sagemaker", "notebook-instance", f"{course}-*")
         users = self._iam_path_arns(("user",))[0]
-        stacks = [self._arn("cloudformation", "stack", f"{name}/*") for name in settings.stacks]
+        # Each lab's class stack `<course>-<lab>`, and for labs with a stack per student `<course>-<lab>-<student>`.
+        labs = {props.names.stack(lab): lab for lab in LABS}
+        stacks = [self._arn("cloudformation", "stack", f"{name}{suffix}/*") for name in settings.stacks
+                  for suffix, kind in (("", CLASS_LABS), ("-*", PER_STUDENT_LABS)) if labs[name] in kind]
         notebook_logs = self._arn("logs", "log-group", handler.NOTEBOOK_LOG_GROUP, colon=True)
         statements = [
             iam.PolicyStatement(sid="FindRunning", resources=["*"], actions=[
                 "sagemaker:ListNotebookInstances", "ec2:DescribeInstances", "cloudwatch:GetMetricStatistics",
-                "iam:ListUsers"]),
+                "iam:ListUsers", "cloudformation:ListStacks"]),
             iam.PolicyStatement(sid="ReadNotebookTags", actions=["sagemaker:ListTags"], resources=[notebooks]),
             iam.PolicyStatement(sid="StopCourseNotebooks", actions=["sagemaker:StopNotebookInstance"],
                                 resources=[notebooks], conditions=_tag_condition(course)),
@@ -306,7 +312,8 @@ class TeardownGuard(Construct):
                                       "deactivating a key also requires the course tag.")
         for arn in stacks:
             acknowledge_wildcard_resource(policy, arn, "A stack ARN ends in an id CloudFormation generates at "
-                                          "creation; the stack name is fixed, and delete requires the course tag.")
+                                          "creation; the name is the lab's (or '<lab>-<student>' for a student's "
+                                          "stack), and delete requires the course tag.")
 
     def _budget(self) -> None:
         props = self._props

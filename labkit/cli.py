@@ -33,8 +33,8 @@ from labkit import ROOT
 from labkit.cdk import CdkError
 from labkit.catalog import DLAMIS
 from labkit.config import LABS, ConfigError, LabConfig, load_config, to_toml
-from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, emulator_target, running_machines,
-                         teardown_plan)
+from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, emulator_target, lab_physical_ids,
+                         running_machines, teardown_plan)
 from labkit.report import print_audit, print_inventory
 
 # Rich falls back to 80 columns without a terminal (CI logs), which folds ARNs into unreadable columns.
@@ -88,14 +88,13 @@ def _deployed(found: dict[str, str], student: str, what: str, lab: str) -> str:
 
 def _notebooks(target: Target, config: LabConfig) -> dict[str, str]:
     """Student -> deployed notebook name, from the deployed stack (the emulator picks its own names)."""
-    arns = physical_ids_by_student(target.clients, config.names.stack("LabSageMaker"),
-                                   "AWS::SageMaker::NotebookInstance")
+    arns = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
     return {student: arn.rsplit("/", 1)[-1] for student, arn in arns.items()}
 
 
 def _instances(target: Target, config: LabConfig) -> dict[str, str]:
     """Student -> GPU instance id, from the deployed LabDLAMI stack."""
-    return physical_ids_by_student(target.clients, config.names.stack("LabDLAMI"), "AWS::EC2::Instance")
+    return lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
 def _container_users(target: Target, config: LabConfig, student: str | None) -> dict[str, str]:
     """Student -> IAM user of the deployed LabContainers stack: every student's, or the one asked for."""
     users = physical_ids_by_student(target.clients, config.names.stack("LabContainers"), "AWS::IAM::User")
@@ -177,7 +176,7 @@ def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
     archive = None if args.no_archive else Path(args.archive) if args.archive else _archive_dir(config)
     plan = [
         f"target: {target.label}",
-        f"stop every notebook of {', '.join(config.names.stack(lab) for lab in labs)}",
+        f"stop every notebook of {', '.join(labs)} ({len(config.stacks(labs))} stacks)",
         f"archive every lab bucket to {archive}, then empty it" if archive else "empty every lab bucket WITHOUT archive",
         "terminate GPU instances: their volumes are deleted (students keep work in their buckets)",
         "delete the container users' access keys and the class repository's images",

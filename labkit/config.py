@@ -10,7 +10,7 @@ import datetime as dt
 import ipaddress
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,9 @@ from lab_scripts.dlc import DLC_REGISTRIES
 from lab_scripts.guard_fn.handler import Policy, SettingsError
 from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
 from labkit.catalog import DLAMIS, INSTANCES, incompatibility
-from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames
+from labkit.layout import LABS, PER_STUDENT_LABS, StackUnit, lab_stack_names, stack_units
+from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames, check
 
-LABS = ["LabSageMaker", "LabDLAMI", "LabContainers", "LabRekognition", "LabGuard"]
 # The stacks LabGuard may delete when the course ends: every lab but itself (it reports, and teardown removes it).
 GUARDED_LABS = [lab for lab in LABS if lab != "LabGuard"]
 
@@ -54,8 +54,11 @@ NOTEBOOK_INSTANCE_TYPES = frozenset(
 # Loose on purpose (RFC 5322 allows far more); it catches typos, and SNS/Budgets confirm the address itself.
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
-# LabSageMaker needs 6 resources per student and CloudFormation allows 500 per stack (checked by a test).
-MAX_STUDENTS = 80
+# Single-account mode: each student has their own stacks, so no stack limit binds; the class stacks grow by one
+# IAM user per student (a test derives the stack limit from the templates). Past 200 students one account's
+# quotas (notebook instances, GPU vCPUs, API rate limits of a teardown) are the limit long before that:
+# account-per-student mode ([classroom] mode) is the way.
+MAX_STUDENTS = 200
 
 # A course longer than a year is almost always a typo in the expiry year, and would leave resources running.
 MAX_COURSE_DAYS = 366
@@ -122,6 +125,14 @@ class LabConfig:
     @property
     def names(self) -> CourseNames:
         return CourseNames(self.course_id, self.account, self.region)
+
+    def stacks(self, labs: Iterable[str] = LABS) -> list[StackUnit]:
+        """The course's stacks for `labs`: class stacks once, the per-student labs once per student."""
+        return stack_units(self.names, self.students, labs)
+
+    def lab_stacks(self, lab: str) -> list[str]:
+        """Stack names of one lab, students' first."""
+        return lab_stack_names(self.names, self.students, lab)
 
 
 _SCHEMA: dict[str, set[str]] = {
@@ -237,9 +248,8 @@ def parse_config(
     if not isinstance(students_raw, list) or not students_raw:
         raise fail("students", "must be a non-empty list of student ids")
     if len(students_raw) > MAX_STUDENTS:
-        raise fail("students", f"{len(students_raw)} students do not fit one deployment: CloudFormation allows 500 "
-                               f"resources per stack, which holds {MAX_STUDENTS} students; split the class into "
-                               "several course files")
+        raise fail("students", f"{len(students_raw)} students are more than one account holds in single-account "
+                               f"mode (at most {MAX_STUDENTS}); use account-per-student mode ([classroom] mode)")
     seen: set[str] = set()
     for index, student in enumerate(students_raw):
         key = f"students[{index}]"
@@ -271,6 +281,8 @@ def parse_config(
     for index, student in enumerate(config.students):
         try:
             names.student(student).validate()
+            for lab in PER_STUDENT_LABS:
+                check("CloudFormation stack", names.stack(lab, student))
         except AwsNameError as exc:
             raise fail(f"students[{index}]", f"{exc} (shorten the course or student id)") from None
         if names.student(student).bucket == names.rekognition.bucket:

@@ -22,7 +22,8 @@ from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.inventory import Found, physical_ids_by_student, stack_inventory
 from lab_scripts.network_cleanup import clean_vpc
 from labkit.cdk import ASSEMBLY, CdkError, run_cdk
-from labkit.config import LABS, LabConfig
+from labkit.config import LabConfig
+from labkit.layout import StackUnit
 from labkit.emulator import EMULATOR_ACCOUNT, Endpoint
 from labkit.naming import TAG_COURSE
 
@@ -178,24 +179,56 @@ def ensure_bootstrapped(target: Target, config: LabConfig, config_path: Path, ec
             config_path=config_path, echo=lambda line: None)
 
 
+# Stacks CloudFormation creates at once. Per-student stacks are independent, so a class deploys in about the time
+# of one student's stacks; CloudFormation's own API rate limits are what bounds this.
+CONCURRENCY = 8
+
+
+def _finished_stack(line: str, construct_ids: set[str]) -> str | None:
+    """The stack a CDK CLI line reports as deployed or destroyed (`✅  LabSageMaker-alice`), if any."""
+    parts = line.strip().split()
+    if len(parts) >= 2 and parts[0] == "\u2705" and parts[1] in construct_ids:
+        return parts[1]
+    return None
+
+
+def _run_stacks(command: str, config: LabConfig, config_path: Path, target: Target, units: list[StackUnit],
+                echo: Echo, progress: Callable[[str], None] | None, **run: Any) -> None:
+    """`cdk deploy|destroy` of `units`, CONCURRENCY at a time; `progress` hears of each stack as it finishes."""
+    ids = {unit.construct_id for unit in units}
+
+    def relay(line: str) -> None:
+        echo(line)
+        finished = _finished_stack(line, ids)
+        if finished and progress:
+            progress(finished)
+
+    args = [command, "--app", str(ASSEMBLY), *sorted(ids), "--concurrency", str(CONCURRENCY)]
+    if command == "deploy":
+        args += ["--progress", "events"]
+        if target.emulator:
+            # No one to ask in the emulator; and moto's change-set path drops stack outputs, direct keeps them.
+            args += ["--require-approval", "never", "--method=direct"]
+    else:
+        args += ["--force"]
+    run_cdk(args, env=target.env, config_path=config_path, echo=relay, **run)
+
+
 def deploy(
-    config: LabConfig, config_path: Path, target: Target, labs: list[str], echo: Echo = print
+    config: LabConfig, config_path: Path, target: Target, labs: list[str], echo: Echo = print,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, list[Found]]:
-    """Synthesize once, deploy `labs`, and return what each stack really created."""
+    """Synthesize once, deploy the stacks of `labs`, and return what each lab really created (all its stacks)."""
     ensure_bootstrapped(target, config, config_path, echo)
-    echo(f"synthesizing {', '.join(labs)}")
+    units = config.stacks(labs)
+    echo(f"synthesizing {len(units)} stacks of {', '.join(labs)}")
     run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env=target.env, config_path=config_path, echo=echo)
-    args = ["deploy", "--app", str(ASSEMBLY), *labs, "--progress", "events"]
-    if target.emulator:
-        # No one to ask in the emulator; and moto's change-set path drops stack outputs, direct keeps them.
-        args += ["--require-approval", "never", "--method=direct"]
-    run_cdk(args, env=target.env, config_path=config_path, echo=echo)
-    return {
-        config.names.stack(lab): stack_inventory(
-            target.clients, config.names.stack(lab), json.loads((ASSEMBLY / f"{lab}.template.json").read_text())
-        )
-        for lab in labs
-    }
+    _run_stacks("deploy", config, config_path, target, units, echo, progress)
+    inventory: dict[str, list[Found]] = {}
+    for unit in units:
+        template = json.loads((ASSEMBLY / f"{unit.construct_id}.template.json").read_text())
+        inventory.setdefault(unit.lab, []).extend(stack_inventory(target.clients, unit.stack_name, template))
+    return inventory
 
 
 def _physical_of(resources: list[dict[str, Any]], kind: str) -> list[str]:
@@ -204,8 +237,8 @@ def _physical_of(resources: list[dict[str, Any]], kind: str) -> list[str]:
 
 def _owned(target: Target, config: LabConfig) -> set[str]:
     """Physical ids of everything the course's live stacks hold."""
-    return {row.get("PhysicalResourceId", "") for lab in LABS
-            for row in _stack_resources(target, config.names.stack(lab)) or []}
+    return {row.get("PhysicalResourceId", "") for unit in config.stacks()
+            for row in _stack_resources(target, unit.stack_name) or []}
 
 
 def _course_tagged(tags: list[dict[str, str]], config: LabConfig) -> bool:
@@ -257,8 +290,8 @@ def _remove_retained(ctx: _Drain, config: LabConfig) -> None:
 def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None) -> list[str]:
     """What `labctl teardown` would do, read from what is deployed now; changes nothing."""
     plan = [f"target: {target.label}"]
-    for lab in LABS:
-        name = config.names.stack(lab)
+    for unit in config.stacks():
+        name = unit.stack_name
         resources = _stack_resources(target, name)
         if resources is None:
             plan.append(f"{name}: not deployed")
@@ -280,19 +313,26 @@ def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None) -
     return plan
 
 
+def lab_physical_ids(target: Target, config: LabConfig, lab: str, kind: str) -> dict[str, str]:
+    """Student -> physical id of their `kind` resource, across every stack of `lab`."""
+    found: dict[str, str] = {}
+    for name in config.lab_stacks(lab):
+        found.update(physical_ids_by_student(target.clients, name, kind))
+    return found
+
+
 def running_machines(target: Target, config: LabConfig) -> tuple[list[str], list[str]]:
     """(notebook names, instance ids) of the course now running: from the deployed stacks and the course tag."""
     sm, ec2 = target.clients("sagemaker"), target.clients("ec2")
-    notebooks = {arn.rsplit("/", 1)[-1] for arn in physical_ids_by_student(
-        target.clients, config.names.stack("LabSageMaker"), "AWS::SageMaker::NotebookInstance").values()}
+    notebooks = {arn.rsplit("/", 1)[-1] for arn in lab_physical_ids(
+        target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance").values()}
     for page in sm.get_paginator("list_notebook_instances").paginate(NameContains=config.course_id):
         for found in page["NotebookInstances"]:
             if _course_tagged(sm.list_tags(ResourceArn=found["NotebookInstanceArn"])["Tags"], config):
                 notebooks.add(found["NotebookInstanceName"])
     running_notebooks = sorted(name for name in notebooks
                                if notebook.status(sm, name).status in notebook.STOPPABLE | {"Stopping"})
-    instances = set(physical_ids_by_student(target.clients, config.names.stack("LabDLAMI"), "AWS::EC2::Instance")
-                    .values())
+    instances = set(lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance").values())
     tagged = [{"Name": f"tag:{TAG_COURSE}", "Values": [config.course_id]}]
     for page in ec2.get_paginator("describe_instances").paginate(Filters=tagged):
         instances |= {found["InstanceId"] for reservation in page["Reservations"] for found in reservation["Instances"]}
@@ -313,16 +353,17 @@ def destroy(
     *,
     archive_dir: Path | None,
     echo: Echo = print,
+    progress: Callable[[str], None] | None = None,
 ) -> DestroyResult:
     result = DestroyResult()
     ctx = _Drain(target, archive_dir, echo, result)
-    deployed: dict[str, list[dict[str, Any]]] = {}
-    for lab in labs:
-        resources = _stack_resources(target, config.names.stack(lab))
+    deployed: dict[StackUnit, list[dict[str, Any]]] = {}
+    for unit in config.stacks(labs):
+        resources = _stack_resources(target, unit.stack_name)
         if resources is None:
-            echo(f"{config.names.stack(lab)}: not deployed")
+            echo(f"{unit.stack_name}: not deployed")
         else:
-            deployed[lab] = resources
+            deployed[unit] = resources
     # Kind by kind across all stacks, so the guard is paused before anything else and every notebook is stopped
     # before any bucket is archived.
     for kind, drain in DRAIN.items():
@@ -331,22 +372,22 @@ def destroy(
                 drain(ctx, physical_id)
     _remove_retained(ctx, config)
     if deployed:
-        _delete_stacks(config, config_path, target, list(deployed), result, echo)
+        _delete_stacks(config, config_path, target, list(deployed), result, echo, progress)
     _delete_notebook_logs(target, config)
     result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
     return result
 
 
-def _delete_stacks(config: LabConfig, config_path: Path, target: Target, labs: list[str], result: DestroyResult,
-                   echo: Echo) -> None:
-    echo(f"deleting stacks {', '.join(config.names.stack(lab) for lab in labs)}")
+def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: list[StackUnit],
+                   result: DestroyResult, echo: Echo, progress: Callable[[str], None] | None) -> None:
+    echo(f"deleting {len(units)} stacks: {', '.join(unit.stack_name for unit in units)}")
     # Synthesize once; a retry after a failed delete then costs no second synthesis. A delete reads only the
     # stack names from the assembly, so CDK's CloudFormation validation of the templates (about 3 s) is skipped.
     run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env={**target.env, "CDK_VALIDATION": "false"},
             config_path=config_path, allow_expired=True, echo=lambda line: None)
-    destroy_args = ["destroy", "--app", str(ASSEMBLY), *labs, "--force"]
+    # The CLI deletes dependants first: students' GPU stacks before the class network they import.
     try:
-        run_cdk(destroy_args, env=target.env, config_path=config_path, allow_expired=True, echo=echo)
+        _run_stacks("destroy", config, config_path, target, units, echo, progress, allow_expired=True)
     except CdkError as exc:
         vpcs = [name for kind, name in result.known if kind == "vpc"]
         if not vpcs:
@@ -355,7 +396,8 @@ def _delete_stacks(config: LabConfig, config_path: Path, target: Target, labs: l
         echo(f"stack delete failed ({exc}); cleaning {len(vpcs)} VPCs directly and retrying")
         for vpc_id in vpcs:
             clean_vpc(target.clients("ec2"), vpc_id, echo=echo, wait_delay=target.wait_delay)
-        run_cdk(destroy_args, env=target.env, config_path=config_path, allow_expired=True, echo=echo)
+        # Stacks already gone are skipped by the CLI.
+        _run_stacks("destroy", config, config_path, target, units, echo, progress, allow_expired=True)
 
 
 def _delete_notebook_logs(target: Target, config: LabConfig) -> None:

@@ -213,9 +213,10 @@ class CourseNames:
     account: str
     region: str
 
-    def stack(self, lab: str) -> str:
-        """CloudFormation name of a lab stack; the construct id stays `lab` so `cdk deploy LabSageMaker` works."""
-        return f"{self.course}-{lab}"
+    def stack(self, lab: str, student: str | None = None) -> str:
+        """CloudFormation name of a lab stack: `<course>-<lab>` for a class stack, `<course>-<lab>-<student>` for
+        a student's. The guard finds a lab's stacks by this prefix, so every name of a lab starts with it."""
+        return f"{self.course}-{lab}" if student is None else f"{self.course}-{lab}-{student}"
 
     @property
     def iam_path(self) -> str:

@@ -2,47 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from labkit.config import LABS, LabConfig
-from labkit.naming import TAG_COURSE, TAG_MANAGED_BY
+from labkit.config import LabConfig
+from labkit.layout import StackUnit, stack_units
+from labkit.naming import TAG_COURSE, TAG_MANAGED_BY, TAG_STUDENT
 from stacks.containers_stack import LabContainersStack
-from stacks.dlami_stack import LabDlamiStack
+from stacks.dlami_stack import LabDlamiStack, LabDlamiStudentStack
 from stacks.guard_stack import LabGuardStack
 from stacks.rekognition_stack import LabRekognitionStack
 from stacks.sagemaker_stack import LabSageMakerStack
 
-
-# Lab name (the construct id users pass to `cdk deploy`) -> its stack class, and what it holds in words.
-STACKS: dict[str, tuple[Callable[..., Stack], str]] = {
-    "LabSageMaker": (LabSageMakerStack, "SageMaker notebooks"),
-    "LabDLAMI": (LabDlamiStack, "GPU workstations with the Deep Learning AMI"),
-    "LabContainers": (LabContainersStack, "Deep Learning Containers pull access"),
-    "LabRekognition": (LabRekognitionStack, "S3 uploads labelled by Rekognition"),
-    "LabGuard": (LabGuardStack, "teardown guard and class budget"),
+# What each stack holds, in words (its description): class stacks by lab, students' stacks by lab.
+CLASS_HOLDS = {
+    "LabDLAMI": "class network and GPU instance role",
+    "LabContainers": "students' IAM users: Deep Learning Containers pulls and access to their own labs",
+    "LabRekognition": "S3 uploads labelled by Rekognition",
+    "LabGuard": "teardown guard and class budget",
+}
+STUDENT_HOLDS = {
+    "LabSageMaker": "SageMaker notebook of {student}",
+    "LabDLAMI": "GPU workstation with the Deep Learning AMI of {student}",
 }
 
 
+def _stack(app: App, unit: StackUnit, config: LabConfig, built: dict[str, Stack], **common: Any) -> Stack:
+    if unit.lab == "LabSageMaker":
+        return LabSageMakerStack(app, unit.construct_id, config=config, student=unit.student, **common)
+    if unit.lab == "LabDLAMI" and unit.student is not None:
+        class_stack = built["LabDLAMI"]
+        assert isinstance(class_stack, LabDlamiStack)
+        return LabDlamiStudentStack(app, unit.construct_id, config=config, student=unit.student,
+                                    gpu_class=class_stack.gpu_class, **common)
+    stack_class = {"LabDLAMI": LabDlamiStack, "LabContainers": LabContainersStack,
+                   "LabRekognition": LabRekognitionStack, "LabGuard": LabGuardStack}[unit.lab]
+    return stack_class(app, unit.construct_id, config=config, **common)
+
+
 def build_app(app: App, config: LabConfig, *, nag: bool = True) -> App:
-    """Add every lab stack of `config` to `app`; the construct id is the lab name users pass to `cdk deploy`."""
+    """Add every stack of `config` to `app`. Construct ids are what users pass to `cdk deploy`: `LabGuard` for a
+    class stack, `LabSageMaker-alice` for a student's (`cdk deploy 'LabSageMaker-*'` for the whole class)."""
     env = Environment(account=config.account, region=config.region)
-    names = config.names
-    # Stack-level tags (explicit since @aws-cdk/core:explicitStackTags): the guard deletes only stacks that carry
-    # the course tag, and IAM conditions DeleteStack on it. They are not part of the template.
-    stack_tags = {TAG_COURSE: config.course_id, TAG_MANAGED_BY: "labkit"}
-    for lab in LABS:
-        stack_class, holds = STACKS[lab]
-        stack_class(
-            app,
-            lab,
-            config=config,
+    built: dict[str, Stack] = {}
+    for unit in stack_units(config.names, config.students):
+        # Stack-level tags (explicit since @aws-cdk/core:explicitStackTags): the guard deletes only stacks that
+        # carry the course tag, and IAM conditions DeleteStack on it. They are not part of the template.
+        tags = {TAG_COURSE: config.course_id, TAG_MANAGED_BY: "labkit"}
+        holds = CLASS_HOLDS.get(unit.lab, "")
+        if unit.student is not None:
+            tags[TAG_STUDENT] = unit.student
+            holds = STUDENT_HOLDS[unit.lab].format(student=unit.student)
+        built[unit.construct_id] = _stack(
+            app, unit, config, built,
             env=env,
-            stack_name=names.stack(lab),
+            stack_name=unit.stack_name,
             description=f"labkit {config.course_id}: {holds} (expires {config.expires})",
-            tags=stack_tags,
+            tags=tags,
         )
     Tags.of(app).add(TAG_COURSE, config.course_id)
     Tags.of(app).add(TAG_MANAGED_BY, "labkit")

@@ -29,7 +29,6 @@ class LabGuardStack(Stack):
             "Guard",
             props=GuardProps(
                 names=names,
-                students=config.students,
                 settings=settings,
                 every_minutes=config.guard.every_minutes,
                 budget_usd=config.budget_usd,

@@ -1,4 +1,4 @@
-"""LabSageMaker: one notebook per student of the course."""
+"""LabSageMaker-<student>: one student's notebook, its bucket, role and idle auto-stop."""
 
 from __future__ import annotations
 
@@ -12,21 +12,20 @@ from labkit.config import LabConfig
 
 
 class LabSageMakerStack(Stack):
-    def __init__(self, scope: Construct, id_: str, *, config: LabConfig, **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, id_: str, *, config: LabConfig, student: str, **kwargs: Any) -> None:
         super().__init__(scope, id_, **kwargs)
         settings = config.sagemaker
-        for student in config.students:
-            lab = LabNotebook(
-                self,
-                student,
-                props=NotebookProps(
-                    names=config.names.student(student),
-                    iam_path=config.names.iam_path,
-                    instance_type=settings.instance_type,
-                    volume_gb=settings.volume_gb,
-                    idle_minutes=settings.idle_minutes,
-                ),
-            )
-            CfnOutput(lab, "NotebookName", value=lab.notebook.attr_notebook_instance_name,
-                      description=f"{student}: SageMaker notebook instance")
-            CfnOutput(lab, "BucketName", value=lab.bucket.bucket_name, description=f"{student}: lab bucket")
+        lab = LabNotebook(
+            self,
+            "Notebook",
+            props=NotebookProps(
+                names=config.names.student(student),
+                iam_path=config.names.iam_path,
+                instance_type=settings.instance_type,
+                volume_gb=settings.volume_gb,
+                idle_minutes=settings.idle_minutes,
+            ),
+        )
+        CfnOutput(self, "NotebookName", value=lab.notebook.attr_notebook_instance_name,
+                  description=f"{student}: SageMaker notebook instance")
+        CfnOutput(self, "BucketName", value=lab.bucket.bucket_name, description=f"{student}: lab bucket")

@@ -105,3 +105,19 @@ def templates(app: Any) -> dict[str, Any]:
     from aws_cdk.assertions import Template
 
     return {child.node.id: Template.from_stack(child) for child in app.node.children if isinstance(child, Stack)}
+
+
+def lab_template(templates: dict[str, Any], lab: str) -> Any:
+    """One lab's class stack and students' stacks as one template, each resource's logical id prefixed with its
+    stack's construct id (students' stacks repeat the same ids), so assertions can look at the whole lab."""
+    from aws_cdk.assertions import Template
+
+    merged: dict[str, dict[str, Any]] = {"Resources": {}, "Parameters": {}, "Outputs": {}}
+    for construct_id, template in templates.items():
+        if construct_id != lab and not construct_id.startswith(f"{lab}-"):
+            continue
+        body = template.to_json()
+        for section in merged:
+            prefix = "" if section == "Parameters" else construct_id.replace("-", "")
+            merged[section].update({f"{prefix}{key}": value for key, value in body.get(section, {}).items()})
+    return Template.from_json(merged)

@@ -107,6 +107,9 @@ class Settings:
 
     course: str
     expires: dt.date
+    # The lab stacks' name prefixes: `<course>-<lab>` is a class stack, `<course>-<lab>-<student>` a student's.
+    # Prefixes rather than names keep the environment small whatever the class size, and cover students added
+    # after the guard was deployed.
     stacks: tuple[str, ...]
     iam_path: str
     topic_arn: str = ""
@@ -370,9 +373,22 @@ class Guard:
             raise
         return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
 
+    def _lab_stack_names(self) -> list[str]:
+        """Live stacks named like a guarded lab, students' before class stacks: a student's GPU stack imports
+        the class network, so the class stack can only go once the students' stacks are gone."""
+        cfn = self.clients("cloudformation")
+        live = {summary["StackName"] for summary in self.call.pages(cfn.list_stacks, "StackSummaries")
+                if summary["StackStatus"] != "DELETE_COMPLETE"}
+        ours = [name for name in live for prefix in self.settings.stacks
+                if name == prefix or name.startswith(f"{prefix}-")]
+        return sorted(ours, key=lambda name: (self.is_class_stack(name), name))
+
+    def is_class_stack(self, name: str) -> bool:
+        return name in self.settings.stacks
+
     def stacks(self) -> list[Action]:
         planned = []
-        for name in self.settings.stacks:
+        for name in self._lab_stack_names():
             stack = self._stack(name)
             if stack is None:
                 continue
@@ -472,7 +488,10 @@ class Guard:
                     report.actions.append(self._act(action))
                 except ClientError as exc:
                     report.actions.append(replace(action, status=FAILED, detail=error_code(exc)))
-            report.actions += self._delete_stacks([a for a in allowed if a.kind == DELETE_STACK])
+            deletes = [a for a in allowed if a.kind == DELETE_STACK]
+            # Students' stacks first, then the class stacks they import from.
+            report.actions += self._delete_stacks([a for a in deletes if not self.is_class_stack(a.target)])
+            report.actions += self._delete_stacks([a for a in deletes if self.is_class_stack(a.target)])
         report.actions += [replace(action, status=CAPPED) for action in over]
         if over:
             self.notes.append(f"{len(over)} more action(s) wait for the next run (at most "

@@ -28,7 +28,7 @@ def test_destroy_succeeds_with_issued_keys_and_leaves_nothing(
     names = config.names
     users = {student: names.student(student).containers_user for student in config.students}
 
-    inventory = deploy(config, path, target, [LAB], echo=lambda line: None)[names.stack(LAB)]
+    inventory = deploy(config, path, target, [LAB], echo=lambda line: None)[LAB]
     states = {(row.type, row.student): row.state for row in inventory}
     assert {states[("AWS::IAM::User", student)] for student in config.students} == {EXISTS}
     assert states[("AWS::ECR::Repository", "-")] == EXISTS

@@ -206,6 +206,24 @@ def test_expiry_ends_the_course_and_a_rerun_changes_nothing(aws: Any, course: di
     assert len(received()) == 1  # the quiet second run sent nothing
 
 
+def test_students_stacks_are_found_by_prefix_and_deleted_before_their_class_stack(aws: Any) -> None:
+    for name in ("ml101-LabDLAMI", "ml101-LabDLAMI-bob", "ml101-LabDLAMI-alice", "ml101-LabDLAMIX", "ml102-LabDLAMI"):
+        lab_stack(aws, name)
+    order: list[str] = []
+    cfn = aws("cloudformation")
+    real_delete = cfn.delete_stack
+
+    def delete(**kwargs: Any) -> Any:
+        order.append(kwargs["StackName"])
+        return real_delete(**kwargs)
+
+    cfn.delete_stack = delete
+    report = guard(aws, settings(stacks=("ml101-LabDLAMI",)), AFTER_EXPIRY)
+    assert order == ["ml101-LabDLAMI-alice", "ml101-LabDLAMI-bob", "ml101-LabDLAMI"]
+    assert {a.status for a in report.actions if a.kind == DELETE_STACK} == {DONE}
+    assert stack_status(aws, "ml101-LabDLAMIX") == stack_status(aws, "ml102-LabDLAMI") == "CREATE_COMPLETE"
+
+
 def test_a_busy_notebook_is_not_idle(aws: Any) -> None:
     tagged_notebook(aws, "ml101-alice")
     logs = aws("logs")
@@ -345,8 +363,15 @@ def expect_delete(stubber: Stubber, after: str | None, **extra: Any) -> None:
         stubber.add_response("describe_stacks", stack_row(after), {"StackName": SAGEMAKER_STACK})
 
 
+def listed(stubber: Stubber, status: str) -> None:
+    """The guard first lists the account's stacks to find the course's by name."""
+    stubber.add_response("list_stacks", {"StackSummaries": [{
+        "StackName": SAGEMAKER_STACK, "StackStatus": status, "CreationTime": dt.datetime(2026, 9, 1, tzinfo=UTC)}]})
+
+
 def fails_twice(stubber: Stubber, status: str) -> None:
     """The stack is found in `status`; deleting it fails, and so does the retry; the bucket is what failed."""
+    listed(stubber, status)
     stubber.add_response("describe_stacks", stack_row(status), {"StackName": SAGEMAKER_STACK})
     expect_delete(stubber, "DELETE_FAILED")
     expect_delete(stubber, "DELETE_FAILED")
@@ -377,6 +402,7 @@ def test_delete_failed_even_when_keeping_what_failed_is_a_failure(aws: Any) -> N
 
 def test_a_slow_delete_is_left_for_the_next_run(aws: Any) -> None:
     clients, stubber = stubbed(aws, "cloudformation")
+    listed(stubber, "CREATE_COMPLETE")
     stubber.add_response("describe_stacks", stack_row("CREATE_COMPLETE"), {"StackName": SAGEMAKER_STACK})
     expect_delete(stubber, "DELETE_IN_PROGRESS")
     stubber.add_response("describe_stacks", stack_row("DELETE_IN_PROGRESS"), {"StackName": SAGEMAKER_STACK})
@@ -385,6 +411,7 @@ def test_a_slow_delete_is_left_for_the_next_run(aws: Any) -> None:
     assert (action.status, action.detail) == (IN_PROGRESS, "DELETE_IN_PROGRESS; the next run checks again")
 
     clients, stubber = stubbed(aws, "cloudformation")
+    listed(stubber, "DELETE_IN_PROGRESS")
     stubber.add_response("describe_stacks", stack_row("DELETE_IN_PROGRESS"), {"StackName": SAGEMAKER_STACK})
     with stubber:
         report = guard(clients, settings(stacks=(SAGEMAKER_STACK,)), AFTER_EXPIRY)

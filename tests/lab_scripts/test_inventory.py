@@ -13,12 +13,12 @@ from aws_cdk.assertions import Template
 from lab_scripts.inventory import EXISTS, MISSING, SKIPPED, physical_ids_by_student, stack_inventory
 from tests.lab_scripts.conftest import create_lab_stack
 
-STACK = "ml101-LabSageMaker"
+STACK = "ml101-LabSageMaker-alice"
 
 
 @pytest.fixture
 def deployed(aws: Any, templates: dict[str, Template]) -> dict[str, Any]:
-    return create_lab_stack(aws, STACK, templates["LabSageMaker"].to_json())
+    return create_lab_stack(aws, STACK, templates["LabSageMaker-alice"].to_json())
 
 
 def by_type(found: list[Any]) -> dict[str, list[Any]]:
@@ -38,7 +38,7 @@ def test_services_confirm_buckets_roles_notebooks(aws: Any, deployed: dict[str, 
     for kind in ("AWS::S3::Bucket", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::SageMaker::NotebookInstance",
                  "AWS::SageMaker::NotebookInstanceLifecycleConfig"):
         assert {row.state for row in rows[kind]} == {EXISTS}, kind
-    assert {row.student for row in rows["AWS::SageMaker::NotebookInstance"]} == {"alice", "bob"}
+    assert {row.student for row in rows["AWS::SageMaker::NotebookInstance"]} == {"alice"}
 
 
 def test_types_the_emulator_skips_are_named(aws: Any, deployed: dict[str, Any]) -> None:
@@ -61,8 +61,8 @@ def test_resource_deleted_behind_cloudformation_is_missing(aws: Any, deployed: d
 
 def test_notebooks_are_found_per_student_from_the_deployed_template(aws: Any, deployed: dict[str, Any]) -> None:
     notebooks = physical_ids_by_student(aws, STACK, "AWS::SageMaker::NotebookInstance")
-    assert set(notebooks) == {"alice", "bob"}
-    described = aws("sagemaker").describe_notebook_instance(NotebookInstanceName=notebooks["bob"].rsplit("/", 1)[-1])
+    assert set(notebooks) == {"alice"}
+    described = aws("sagemaker").describe_notebook_instance(NotebookInstanceName=notebooks["alice"].rsplit("/", 1)[-1])
     assert described["NotebookInstanceStatus"] == "InService"
 
 

@@ -48,7 +48,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"students": ["alice", "-bob"]}, "students[1]"),
     ({"students": ["alice", 7]}, "students[1]"),
     ({"students": ["a" * 25]}, "students[0]"),
-    ({"students": [f"s{i}" for i in range(81)]}, "students"),
+    ({"students": [f"s{i}" for i in range(201)]}, "students"),
     ({"teachers": ["x"]}, "teachers"),
     ({"dlami": {"instance_type": "p3.16xlarge"}}, "dlami.instance_type"),
     ({"dlami": {"ami_type": "deep-learning-latest"}}, "dlami.ami_type"),

@@ -24,7 +24,9 @@ COURSE_TAG = [{"Key": "labkit:course", "Value": "ml101"}]
 @pytest.fixture
 def deployed(target: Target, templates: dict[str, Template], emulator_tags: None) -> Target:
     """LabSageMaker as the CDK CLI deploys it: stack tags, and (as in AWS) the template's tags on each notebook."""
-    create_lab_stack(target.clients, "ml101-LabSageMaker", templates["LabSageMaker"].to_json(), tags=COURSE_TAG)
+    for student in ("alice", "bob"):
+        create_lab_stack(target.clients, f"ml101-LabSageMaker-{student}",
+                         templates[f"LabSageMaker-{student}"].to_json(), tags=COURSE_TAG)
     return target
 
 
@@ -47,7 +49,8 @@ def test_teardown_is_a_dry_run_by_default(deployed: Target, course: tuple[LabCon
                                           capsys: pytest.CaptureFixture[str]) -> None:
     assert labctl(course[1], "teardown") == 0
     out = capsys.readouterr().out
-    assert "ml101-LabSageMaker: delete (2 NotebookInstance, 2 Bucket)" in out
+    assert "ml101-LabSageMaker-alice: delete (1 NotebookInstance, 1 Bucket)" in out
+    assert "ml101-LabSageMaker-bob: delete (1 NotebookInstance, 1 Bucket)" in out
     assert "ml101-LabGuard: not deployed" in out
     assert "dry run: nothing changed (to do it: --yes, then type ml101; or --yes --confirm ml101)" in out
     assert notebook_states(deployed) == {"InService"}
@@ -158,8 +161,8 @@ def test_guard_run_previews_the_course_end(deployed: Target, course: tuple[LabCo
     at = f"{type(config.expires).fromordinal(day_after).isoformat()}T09:00"
     assert labctl(path, "guard", "run", "--dry-run", "--at", at) == 0
     out = capsys.readouterr().out
-    assert "labkit ml101 guard (dry run): 3 dry run" in out  # two notebooks and the stack
-    assert "- dry run: delete stack ml101-LabSageMaker: the course ended on" in out
+    assert "labkit ml101 guard (dry run): 4 dry run" in out  # two notebooks and the students' two stacks
+    assert "- dry run: delete stack ml101-LabSageMaker-alice: the course ended on" in out
     assert notebook_states(deployed) == {"InService"}
     assert labctl(path, "guard", "run", "--at", "next monday") == 2
     assert "--at 'next monday' is not a date and time" in one_line_error(capsys)

@@ -82,7 +82,8 @@ def test_no_full_access_and_no_wildcard_actions(template: Template) -> None:
 
 def test_only_the_registry_login_is_on_every_resource(template: Template) -> None:
     unscoped = [s for s in statements(template.to_json()) if "*" in as_list(s["Resource"])]
-    assert [(s["Action"], s["Resource"]) for s in unscoped] == [("ecr:GetAuthorizationToken", "*")]
+    assert sorted((s["Action"], s["Resource"]) for s in unscoped) == [
+        ("ec2:DescribeInstances", "*"), ("ecr:GetAuthorizationToken", "*")]
 
 
 def test_pulls_are_limited_to_the_course_repositories_of_the_regions_dlc_account(
@@ -127,7 +128,7 @@ def test_outputs_name_users_never_credentials(template: Template, config: LabCon
     assert len(users) == len(config.students)
 
 
-def test_without_class_repository_there_is_only_pull_access(config: LabConfig) -> None:
+def test_without_class_repository_there_is_only_pull_and_student_access(config: LabConfig) -> None:
     stack = Stack(App(builtin_cloud_formation_validation=False), "Probe",
                   env=Environment(account=config.account, region="eu-south-1"))
     ContainerAccess(stack, "Containers", props=ContainersProps(
@@ -135,6 +136,35 @@ def test_without_class_repository_there_is_only_pull_access(config: LabConfig) -
     template = Template.from_stack(stack)
     template.resource_count_is(REPOSITORY, 0)
     (group,) = template.find_resources(GROUP).values()
-    assert [policy["PolicyName"] for policy in group["Properties"]["Policies"]] == ["dlc-pull"]
+    assert [policy["PolicyName"] for policy in group["Properties"]["Policies"]] == ["dlc-pull", "student-access"]
     # Milan's DLCs live in an account of their own, not in 763104351884.
     assert "692866216735:repository/pytorch-training" in json.dumps(group)
+
+
+def _student_access(template: Template) -> dict[str, dict[str, Any]]:
+    (group,) = template.find_resources(GROUP).values()
+    policy, = (p for p in group["Properties"]["Policies"] if p["PolicyName"] == "student-access")
+    return {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+
+
+def test_students_reach_only_machines_tagged_with_their_own_student_id(template: Template) -> None:
+    """Attribute-based: one class policy compares the caller's student tag with the machine's."""
+    statements = _student_access(template)
+    caller = "${aws:PrincipalTag/labkit:student}"
+    for sid, prefix in (("OwnNotebook", "aws"), ("OwnInstance", "aws"), ("OwnInstanceSession", "ssm")):
+        assert statements[sid]["Condition"] == {"StringEquals": {
+            f"{prefix}:ResourceTag/{TAG_STUDENT}": caller, f"{prefix}:ResourceTag/{TAG_COURSE}": "ml101"}}, sid
+    mutating = {a for s in statements.values() for a in as_list(s["Action"]) if re.search(r":(Start|Stop|Create)", a)}
+    assert mutating == {"sagemaker:CreatePresignedNotebookInstanceUrl", "sagemaker:StartNotebookInstance",
+                        "sagemaker:StopNotebookInstance", "ec2:StartInstances", "ec2:StopInstances",
+                        "ssm:StartSession"}
+    assert not [s for s in statements.values() if re.search(r"Terminate|Delete(?!Object)", json.dumps(s["Action"]))
+                and s["Sid"] != "OwnSessions"]
+
+
+def test_students_bucket_is_named_by_their_own_tag(template: Template) -> None:
+    statements = _student_access(template)
+    bucket = "arn:aws:s3:::ml101-${aws:PrincipalTag/labkit:student}-123456789012-us-east-1"
+    assert json.dumps(statements["OwnBucket"]["Resource"]).count("PrincipalTag") == 1
+    assert bucket in json.dumps(statements["OwnBucket"]["Resource"])
+    assert bucket + "/*" in json.dumps(statements["OwnObjects"]["Resource"])

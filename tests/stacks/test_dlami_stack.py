@@ -12,17 +12,31 @@ from infra.gpu_workstations import SESSION_MANAGER_ACTIONS
 from labkit.catalog import DLAMIS
 from labkit.config import LabConfig
 from labkit.naming import TAG_COURSE, TAG_STUDENT
-from tests.conftest import make_config, new_app
+from tests.conftest import lab_template, make_config, new_app
 
 
 @pytest.fixture(scope="module")
 def template(templates: dict[str, Template]) -> Template:
-    return templates["LabDLAMI"]
+    """The class stack and every student's stack together."""
+    return lab_template(templates, "LabDLAMI")
 
 
 def dlami_template(**dlami: Any) -> Template:
+    from aws_cdk import Stack
+
     app = new_app(make_config(dlami=dlami))
-    return Template.from_stack(app.node.find_child("LabDLAMI"))
+    return lab_template({c.node.id: Template.from_stack(c) for c in app.node.children if isinstance(c, Stack)},
+                        "LabDLAMI")
+
+
+def test_students_stacks_import_the_class_network(templates: dict[str, Template], config: LabConfig) -> None:
+    """The network and role exist once; each student's stack holds only the instance and its alarm."""
+    templates["LabDLAMI"].resource_count_is("AWS::EC2::Instance", 0)
+    for student in config.students:
+        student_stack = templates[f"LabDLAMI-{student}"]
+        kinds = {r["Type"] for r in student_stack.to_json()["Resources"].values()}
+        assert kinds == {"AWS::EC2::Instance", "AWS::CloudWatch::Alarm"}
+        assert "Fn::ImportValue" in json.dumps(student_stack.find_resources("AWS::EC2::Instance"))
 
 
 def test_one_vpc_per_class_and_one_instance_per_student(template: Template, config: LabConfig) -> None:

@@ -78,8 +78,8 @@ def test_each_guard_acknowledgment_covers_a_real_finding(monkeypatch: pytest.Mon
     settings = Settings(course=config.course_id, expires=config.expires, iam_path=config.names.iam_path,
                         stacks=tuple(config.names.stack(lab) for lab in GUARDED_LABS))
     teardown_guard.TeardownGuard(stack, "Guard", props=teardown_guard.GuardProps(
-        names=config.names, students=config.students, settings=settings, every_minutes=30,
+        names=config.names, settings=settings, every_minutes=30,
         budget_usd=config.budget_usd))
     # The function's policy and the teardown policy each have their own findings (two share an id).
     assert sorted(set(violations(app))) == sorted({finding for _, finding in named})
-    assert len(named) == len(set(named)) == 15
+    assert len(named) == len(set(named)) == 17

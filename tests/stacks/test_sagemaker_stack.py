@@ -11,11 +11,22 @@ from aws_cdk.assertions import Match, Template
 
 from labkit.config import LabConfig
 from labkit.naming import TAG_COURSE, TAG_STUDENT
+from tests.conftest import lab_template
 
 
 @pytest.fixture(scope="module")
 def template(templates: dict[str, Template]) -> Template:
-    return templates["LabSageMaker"]
+    """Every student's LabSageMaker-<student> stack together."""
+    return lab_template(templates, "LabSageMaker")
+
+
+def test_one_stack_per_student(templates: dict[str, Template], config: LabConfig) -> None:
+    for student in config.students:
+        own = templates[f"LabSageMaker-{student}"]
+        own.resource_count_is("AWS::SageMaker::NotebookInstance", 1)
+        own.has_resource_properties("AWS::SageMaker::NotebookInstance",
+                                    {"NotebookInstanceName": config.names.student(student).notebook})
+    assert "LabSageMaker" not in templates
 
 
 def of_type(template: Template, kind: str) -> dict[str, Any]:
@@ -65,27 +76,17 @@ def test_no_custom_resources_or_lambdas(template: Template) -> None:
     assert "AWS::Lambda::Function" not in kinds
 
 
-def _statements(template: Template, student: str) -> list[dict[str, Any]]:
-    policies = [
-        p for p in of_type(template, "AWS::IAM::Policy").values()
-        if any(student in json.dumps(role) for role in p["Properties"]["Roles"])
-    ]
-    assert len(policies) == 1
-    return policies[0]["Properties"]["PolicyDocument"]["Statement"]  # type: ignore[no-any-return]
-
-
-def test_role_reaches_only_its_own_bucket_and_notebook(template: Template, config: LabConfig) -> None:
-    resources = template.to_json()["Resources"]
-    bucket_ids = {s: next(k for k, v in resources.items() if v["Type"] == "AWS::S3::Bucket"
-                          and v["Properties"]["BucketName"] == config.names.student(s).bucket)
-                  for s in config.students}
+def test_role_reaches_only_its_own_bucket_and_notebook(templates: dict[str, Template], config: LabConfig) -> None:
     for student in config.students:
-        text = json.dumps(_statements(template, student))
-        assert bucket_ids[student] in text
-        for other in set(config.students) - {student}:
-            assert bucket_ids[other] not in text
-            assert config.names.student(other).notebook not in text
+        own = templates[f"LabSageMaker-{student}"]
+        policy, = own.find_resources("AWS::IAM::Policy").values()
+        text = json.dumps(policy["Properties"]["PolicyDocument"])
+        bucket_id, = own.find_resources("AWS::S3::Bucket")
+        assert bucket_id in text
         assert f"notebook-instance/{config.names.student(student).notebook}" in text
+        for other in set(config.students) - {student}:
+            assert config.names.student(other).notebook not in text
+            assert config.names.student(other).bucket not in text
 
 
 def test_no_wildcard_actions_or_star_resources(template: Template) -> None:

@@ -15,7 +15,8 @@ from aws_cdk.assertions import Template
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from labkit.config import LABS
+# One of each kind of stack: every class stack and the first student's stacks (the others differ only in names).
+STACKS = ["LabSageMaker-alice", "LabDLAMI", "LabDLAMI-alice", "LabContainers", "LabRekognition", "LabGuard"]
 
 _HASH = re.compile(r"\b[0-9a-f]{64}\b")
 
@@ -29,9 +30,10 @@ def snapshot_json(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.with_defaults(extension_class=JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("lab", LABS)
-def test_template_snapshot(lab: str, templates: dict[str, Template], snapshot_json: SnapshotAssertion) -> None:
-    assert masked(templates[lab].to_json()) == snapshot_json
+@pytest.mark.parametrize("construct_id", STACKS)
+def test_template_snapshot(construct_id: str, templates: dict[str, Template],
+                           snapshot_json: SnapshotAssertion) -> None:
+    assert masked(templates[construct_id].to_json()) == snapshot_json
 
 
 def test_masking_hides_asset_hashes_only() -> None:

@@ -1,0 +1,52 @@
+"""Which CloudFormation stacks a course is made of: one per student for the labs that give each student a
+machine, one per class for what the class shares.
+
+Per-student stacks keep a class inside CloudFormation's 500-resources-per-stack limit whatever its size, deploy
+in parallel, and fail alone: one student's capacity error does not roll back the class. Class-wide resources
+(network, container access, image labelling, guard and budget) exist once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from labkit.naming import CourseNames
+
+LABS = ["LabSageMaker", "LabDLAMI", "LabContainers", "LabRekognition", "LabGuard"]
+# Labs with a stack per student, `<lab>-<student>`.
+PER_STUDENT_LABS = frozenset({"LabSageMaker", "LabDLAMI"})
+# Labs with a class-wide stack named like the lab. LabDLAMI has both: the class network and GPU role, which
+# the students' stacks import.
+CLASS_LABS = frozenset({"LabDLAMI", "LabContainers", "LabRekognition", "LabGuard"})
+
+
+@dataclass(frozen=True)
+class StackUnit:
+    """One stack of the course: `construct_id` is what `cdk deploy` takes, `stack_name` what CloudFormation shows."""
+
+    lab: str
+    student: str | None
+    stack_name: str
+
+    @property
+    def construct_id(self) -> str:
+        return self.lab if self.student is None else f"{self.lab}-{self.student}"
+
+
+def stack_units(names: CourseNames, students: Iterable[str], labs: Iterable[str] = LABS) -> list[StackUnit]:
+    """The stacks of `labs` in deploy order: each lab's class stack, then its students' stacks."""
+    students = tuple(students)
+    units: list[StackUnit] = []
+    for lab in labs:
+        if lab in CLASS_LABS:
+            units.append(StackUnit(lab, None, names.stack(lab)))
+        if lab in PER_STUDENT_LABS:
+            units += [StackUnit(lab, student, names.stack(lab, student)) for student in students]
+    return units
+
+
+def lab_stack_names(names: CourseNames, students: Iterable[str], lab: str) -> list[str]:
+    """Every stack name of one lab, students' first (they import from the class stack, so they go first)."""
+    units = stack_units(names, students, [lab])
+    return [unit.stack_name for unit in sorted(units, key=lambda unit: unit.student is None)]
