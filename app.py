@@ -23,8 +23,9 @@ def main() -> None:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    build_app(app, config)
     try:
+        # Inside the try: account-per-student mode synthesizes (and nag-checks) the student template while building.
+        build_app(app, config)
         app.synth()
     except RuntimeError as exc:
         if "ValidationFailed" not in str(exc):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import configparser
 import dataclasses
 import datetime as dt
 import functools
@@ -13,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,14 +28,20 @@ from lab_scripts.audit import audit_course
 from lab_scripts.buckets import ArchiveError
 from lab_scripts.guard import run_deployed_guard
 from lab_scripts.guard_fn.handler import STOP_NOTEBOOK, Report, SettingsError
-from lab_scripts.inventory import physical_ids_by_student
+from lab_scripts.cost import COLUMNS as COST_COLUMNS
+from lab_scripts.cost import CostEstimate, PriceTable, PricingError, format_lines, refresh_prices
+from lab_scripts.inventory import SKIPPED, physical_ids_by_student
+from lab_scripts.organization import OrganizationError, ensure_student_accounts
+from lab_scripts.quotas import Capacity
 from labkit import emulator
 from labkit import ROOT
 from labkit.cdk import CdkError
 from labkit.catalog import DLAMIS
 from labkit.config import LABS, ConfigError, LabConfig, load_config, to_toml
-from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, emulator_target, lab_physical_ids,
-                         running_machines, teardown_plan)
+from labkit import classroom
+from labkit.cdk import ASSEMBLY
+from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, emulator_target, ensure_bootstrapped,
+                         lab_physical_ids, running_machines, synthesize, teardown_plan)
 from labkit.report import print_audit, print_inventory
 
 # Rich falls back to 80 columns without a terminal (CI logs), which folds ARNs into unreadable columns.
@@ -47,6 +54,7 @@ def echo(line: str) -> None:
 ARCHIVE_ROOT = ROOT / ".labkit" / "archive"
 # Git-ignored with the rest of .labkit; the key files in it are mode 0600.
 KEYS_ROOT = ROOT / ".labkit" / "keys"
+HANDOUT_ROOT = ROOT / ".labkit" / "handouts"
 
 
 class UsageError(RuntimeError):
@@ -326,25 +334,127 @@ def cmd_audit(args: argparse.Namespace, config: LabConfig) -> int:
     return 1 if report.billable else 0
 
 
-def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
-    target = _target(args, config)
-    sm = target.clients("sagemaker")
-    table = Table(title=f"{config.course_id}: notebooks on {target.label}", title_justify="left")
-    for column in ("student", "notebook", "status", "type"):
-        table.add_column(column)
-    deployed = _notebooks(target, config)
-    rows = []
-    for student in config.students:
-        name = deployed.get(student)
-        state = notebook.status(sm, name) if name else None
-        rows.append({"student": student, "notebook": name or "-", "status": state.status if state else "not deployed",
-                     "type": state.instance_type if state else "-"})
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
+def print_status(target: Target, config: LabConfig, as_json: bool = False) -> list[classroom.StudentStatus]:
+    rows = classroom.status(target, config)
+    if as_json:
+        print(classroom.as_json(rows))
+        return rows
+    table = Table(title=f"{config.course_id}: each student's environments on {target.label}", title_justify="left")
+    for column in ("student", "name", "notebook", "state", "GPU instance", "state", "access keys"):
+        table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row.values())
+        table.add_row(row.student, row.name, row.notebook, _coloured(row.notebook_state), row.instance,
+                      _coloured(row.instance_state), row.access_keys)
     console.print(table)
+    return rows
+
+
+def _coloured(state: str) -> str:
+    colour = {"InService": "green", "running": "green", "Stopped": "yellow", "stopped": "yellow"}.get(state, "red")
+    return f"[{colour}]{state}[/]"
+
+
+def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
+    print_status(_target(args, config), config, args.json)
+    return 0
+
+
+def _progress() -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console, transient=not console.is_terminal)
+
+
+def print_plan(config: LabConfig, capacities: list[Capacity], cost: CostEstimate) -> None:
+    table = Table(title=f"plan: {len(config.stacks())} stacks for {len(config.students)} students "
+                        f"({config.classroom.mode})", title_justify="left")
+    for column in ("stack", "student", "resources", "what"):
+        table.add_column(column, overflow="fold")
+    for row in classroom.plan(config, ASSEMBLY):
+        table.add_row(row.stack_name, row.student, str(row.resources), row.types)
+    console.print(table)
+    for capacity in capacities:
+        fits = "unknown (not readable here)" if capacity.students is None else f"{capacity.students} more students"
+        console.print(f"capacity: {capacity.description}: {fits}")
+    console.print(f"estimated cost until {config.expires}: {cost.with_idle_stop_usd:.2f} USD with idle stop, "
+                  f"{cost.without_idle_stop_usd:.2f} USD without (idle stop saves {cost.saved_usd:.2f} USD; "
+                  "`labctl cost` itemizes)")
+
+
+def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> int:
+    """Check the class against the account, show the plan, then deploy every student's stacks in parallel."""
+    source = f"roster {config.classroom.roster}" if config.roster else f"{args.config}"
+    console.print(f"{config.course_id}: {len(config.students)} students from {source}, {config.classroom.mode}, "
+                  f"into {target.label}")
+    capacities = classroom.check_capacity(config, target)
+    ensure_bootstrapped(target, config, Path(args.config), echo)
+    synthesize(target, Path(args.config), echo=lambda line: None)
+    print_plan(config, capacities, classroom.class_cost(config, PriceTable.bundled()))
+    if args.dry_run:
+        console.print("dry run: nothing deployed (run without --dry-run to provision)")
+        return 0
+    if config.classroom.per_account:
+        org = target.clients("organizations")
+        accounts = ensure_student_accounts(org, str(config.classroom.organizational_unit), config.course_id,
+                                           [(row.id, row.email, row.account) for row in config.roster], echo=echo)
+        console.print(f"{len(accounts)} student accounts in {config.classroom.organizational_unit}")
+    units = config.stacks()
+    with _progress() as bar:
+        task = bar.add_task("deploying stacks", total=len(units))
+
+        def done(construct_id: str) -> None:
+            bar.update(task, advance=1, description=f"deployed {construct_id}")
+
+        inventory = deploy(config, Path(args.config), target, list(LABS), echo=bar.console.print,
+                           progress=done, synthesized=True)
+    skipped = sorted({row.type for found in inventory.values() for row in found if row.state == SKIPPED})
+    if skipped:
+        console.print(f"[yellow]The emulator reported these types created without creating them:[/] "
+                      f"{', '.join(skipped)}")
+    print_status(target, config)
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace, config: LabConfig) -> int:
+    return provision(args, config, _target(args, config))
+
+
+def cmd_handout(args: argparse.Namespace, config: LabConfig) -> int:
+    target = _target(args, config)
+    if config.expires < dt.date.today():
+        raise UsageError(f"the course ended on {config.expires}; no new handouts")
+    students = classroom.parse_students(args.students) or list(config.students)
+    out = Path(args.out) if args.out else HANDOUT_ROOT / config.course_id
+    made = classroom.handouts(target, config, students, out)
+    if args.json:
+        print(classroom.as_json(made))
+        return 0
+    for handout in made:
+        echo(f"{handout.student}: {handout.path} (mode 0600); credentials: {handout.credentials}")
+    echo("hand each student their own files privately (not by mail in plain text)")
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace, config: LabConfig) -> int:
+    prices = PriceTable.bundled()
+    if args.pricing:
+        # The Price List API is answered in us-east-1 for every region's prices; the emulator has none.
+        if not args.aws:
+            raise UsageError("--pricing asks the AWS Price List API: add --aws (the emulator has no Price List API)")
+        client = boto3.Session().client("pricing", region_name="us-east-1")
+        prices = refresh_prices(client, config.region, [config.sagemaker.instance_type],
+                                [config.dlami.instance_type], base=prices)
+    result = classroom.class_cost(config, prices)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    table = Table(title=f"{config.course_id}: estimated cost until {config.expires} ({result.weeks:.1f} weeks)",
+                  title_justify="left")
+    for column in COST_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in format_lines(result):
+        table.add_row(*row)
+    console.print(table)
+    console.print("assumptions: " + "; ".join(result.assumptions), markup=False)
     return 0
 
 
@@ -474,13 +584,15 @@ def demo_guard(target: Target, config: LabConfig) -> Report:
     return report
 
 
-def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabConfig, keys_dir: Path) -> None:
-    """Each student gets a key; the first logs in to the DLC registry with it, as in the course's demo."""
-    issued = issue_keys(target, config, None, keys_dir)
-    if not issued:
-        return
-    student, key, _ = issued[0]
-    ecr = boto3.Session(aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key,
+def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabConfig, handouts: Path) -> None:
+    """The first student uses the credentials file of their handout, as the course tells them to: a registry
+    login for Deep Learning Containers and a push to the class repository."""
+    student = config.students[0]
+    credentials = configparser.ConfigParser()
+    credentials.read(handouts / f"{student}.credentials")
+    profile = credentials[config.course_id]
+    ecr = boto3.Session(aws_access_key_id=profile["aws_access_key_id"],
+                        aws_secret_access_key=profile["aws_secret_access_key"],
                         region_name=config.region).client("ecr", endpoint_url=endpoint.url)
     echo(f"{student}$ {dlc.login_command(ecr, config.region)}")
     if config.containers.class_repository:
@@ -511,36 +623,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"the demo runs in the embedded emulator, account {emulator.EMULATOR_ACCOUNT}; "
             f"{args.config} names {config.account}"
         )
-    labs = list(LABS)
     with emulator.Emulator(config.region) as endpoint:
         target = emulator_target(endpoint)
-        console.rule(f"1/6 deploy {', '.join(labs)} into the {target.label}")
-        print_inventory(console, deploy(config, Path(args.config), target, labs, echo=echo))
+        console.rule(f"1/7 labctl provision: {len(config.students)} students into the {target.label}")
+        provision(argparse.Namespace(config=args.config, dry_run=False), config, target)
 
-        console.rule("2/6 students work: files land in their buckets, container keys are issued")
+        console.rule("2/7 labctl handout, then students work: files in their buckets, a container registry login")
         s3 = target.clients("s3")
         written: dict[str, str] = {}
-        for student in config.students:
-            names = config.names.student(student)
-            for key, body in STUDENT_WORK.items():
-                s3.put_object(Bucket=names.bucket, Key=key, Body=body.encode())
-                written[f"{names.bucket}/{key}"] = hashlib.sha256(body.encode()).hexdigest()
-            console.print(f"{student}: wrote {len(STUDENT_WORK)} files to s3://{names.bucket}")
-        with tempfile.TemporaryDirectory(prefix="labkit-demo-keys-") as keys_dir:
-            _demo_containers(target, endpoint, config, Path(keys_dir))
+        with tempfile.TemporaryDirectory(prefix="labkit-demo-handouts-") as handout_dir:
+            for handout in classroom.handouts(target, config, list(config.students), Path(handout_dir)):
+                mode = handout.path.stat().st_mode & 0o777
+                echo(f"{handout.student}: {handout.path.name} (mode {mode:o}); credentials: {handout.credentials}")
+            for student in config.students:
+                names = config.names.student(student)
+                for key, body in STUDENT_WORK.items():
+                    s3.put_object(Bucket=names.bucket, Key=key, Body=body.encode())
+                    written[f"{names.bucket}/{key}"] = hashlib.sha256(body.encode()).hexdigest()
+                console.print(f"{student}: wrote {len(STUDENT_WORK)} files to s3://{names.bucket}")
+            _demo_containers(target, endpoint, config, Path(handout_dir))
 
-        console.rule("3/6 image labels (LabRekognition): upload, label, read the result (lab_scripts.rekognition)")
+        console.rule("3/7 image labels (LabRekognition): upload, label, read the result (lab_scripts.rekognition)")
         with tempfile.TemporaryDirectory() as workdir:
             written.update(demo_image_labels(target, config, Path(workdir)))
 
-        console.rule("4/6 teardown guard (LabGuard): one run, as if the class left the notebooks idle")
+        console.rule("4/7 teardown guard (LabGuard): one run, as if the class left the notebooks idle")
         demo_guard(target, config)
 
-        console.rule("5/6 labctl stop-all: whatever still runs (lab_scripts.notebook, lab_scripts.instance)")
+        console.rule("5/7 labctl stop-all: whatever still runs (lab_scripts.notebook, lab_scripts.instance)")
         if stop_all(target, config):
             raise RuntimeError("stop-all could not stop everything")
 
-        console.rule("6/6 labctl teardown: archive, empty, delete stacks, audit")
+        console.rule("6/7 labctl status: every environment stopped, nothing billing by the hour")
+        rows = print_status(target, config)
+        if {row.notebook_state for row in rows} != {"Stopped"} or {row.instance_state for row in rows} != {"stopped"}:
+            raise RuntimeError("after stop-all, some environment still runs")
+
+        console.rule("7/7 labctl teardown: archive, empty, delete stacks, audit")
         archive = Path(args.archive) if args.archive else _archive_dir(config)
         console.print("plan:\n  " + "\n  ".join(teardown_plan(target, config, archive)))
         console.print(f"(the demo confirms for itself: course {config.course_id} in a throwaway emulator)")
@@ -555,10 +674,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.audit.clean else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse prints the whole usage block on a bad flag; labctl errors are one line, like every other."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labctl", description="Provision and tear down ML course labs.")
+    parser = _Parser(prog="labctl", description="Provision and tear down ML course labs.")
     parser.add_argument("--config", default="lab.toml", help="course file (default: lab.toml)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def with_target(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--aws", action="store_true", help="act on the real AWS account of the config "
@@ -590,8 +716,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "e.g. the day after expiry to preview the course's end")
     with_target(sub.add_parser("audit", help="list everything of the course still present, with estimated "
                                "USD/hour; exit 1 if billable"))
-    with_target(sub.add_parser("status", help="each student's notebook state")).add_argument(
+    p = with_target(sub.add_parser("provision", help="check the roster against the account, show the plan and "
+                                   "cost, deploy every student's stacks in parallel, show their status"))
+    p.add_argument("--dry-run", action="store_true", help="check and show the plan; deploy nothing")
+    with_target(sub.add_parser("status", help="each student's notebook, GPU instance and access keys")).add_argument(
         "--json", action="store_true")
+    p = with_target(sub.add_parser("handout", help="a private file per student: notebook, GPU connect command, "
+                                   "credentials profile (mode 0600)"))
+    p.add_argument("students", nargs="*", help="students (default: every student)")
+    p.add_argument("--out", help=f"folder (default: {HANDOUT_ROOT.relative_to(ROOT)}/<course>)")
+    p.add_argument("--json", action="store_true")
+    p = with_target(sub.add_parser("cost", help="estimated cost of the class until it expires, and what idle "
+                                   "stop saves"))
+    p.add_argument("--pricing", action="store_true", help="refresh prices from the AWS Price List API (with --aws)")
+    p.add_argument("--json", action="store_true")
     p = with_target(sub.add_parser("notebook", help="start/stop/status/url of one student's notebook"))
     p.add_argument("action", choices=["start", "stop", "status", "url"])
     p.add_argument("student")
@@ -618,16 +756,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "local":
             return cmd_local(args)
         allow_expired = args.command in {"destroy", "teardown", "stop-all", "guard", "audit", "status", "notebook",
-                                         "gpu", "keys"}
+                                         "gpu", "keys", "handout", "cost"}
         config = load_config(args.config, allow_expired=allow_expired)
         handler = {"deploy": cmd_deploy, "destroy": cmd_destroy, "teardown": cmd_teardown, "stop-all": cmd_stop_all,
                    "guard": cmd_guard, "audit": cmd_audit, "status": cmd_status, "notebook": cmd_notebook,
-                   "gpu": cmd_gpu, "doctor": cmd_doctor, "keys": cmd_keys}[args.command]
+                   "gpu": cmd_gpu, "doctor": cmd_doctor, "keys": cmd_keys, "provision": cmd_provision,
+                   "handout": cmd_handout, "cost": cmd_cost}[args.command]
         return handler(args, config)
     except (ConfigError, UsageError, CdkError, ArchiveError, notebook.NotebookError, instance.InstanceError,
-            SettingsError, RuntimeError) as exc:
+            SettingsError, classroom.ClassroomError, PricingError, OrganizationError, RuntimeError) as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, (ConfigError, UsageError)) else 1
+        return 2 if isinstance(exc, (ConfigError, UsageError, classroom.ClassroomError)) else 1
     except (ClientError, BotoCoreError) as exc:
         print(f"labctl: AWS error: {exc}", file=sys.stderr)
         return 1

@@ -20,10 +20,15 @@ from lab_scripts.guard_fn.handler import Policy, SettingsError
 from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
 from labkit.catalog import DLAMIS, INSTANCES, incompatibility
 from labkit.layout import LABS, PER_STUDENT_LABS, StackUnit, lab_stack_names, stack_units
-from labkit.naming import COURSE_ID, STUDENT_ID, AwsNameError, CourseNames, check
+from labkit.naming import (CLASSROOM, COURSE_ID, EMAIL, PLACEHOLDER_STUDENT, STUDENT_ID, AwsNameError, CourseNames,
+                           check)
+from labkit.roster import RosterError, Student, read_roster
 
 # The stacks LabGuard may delete when the course ends: every lab but itself (it reports, and teardown removes it).
 GUARDED_LABS = [lab for lab in LABS if lab != "LabGuard"]
+# Never the guard's in any mode: deleting the stack set would delete the students' buckets without the archive
+# that `labctl teardown` makes first.
+UNGUARDED = frozenset({"LabGuard", CLASSROOM})
 
 REGIONS = frozenset(
     "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1 "
@@ -51,14 +56,18 @@ NOTEBOOK_INSTANCE_TYPES = frozenset(
     + _sizes("p3", "2xlarge 8xlarge 16xlarge")
 )
 
-# Loose on purpose (RFC 5322 allows far more); it catches typos, and SNS/Budgets confirm the address itself.
-EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 # Single-account mode: each student has their own stacks, so no stack limit binds; the class stacks grow by one
 # IAM user per student (a test derives the stack limit from the templates). Past 200 students one account's
 # quotas (notebook instances, GPU vCPUs, API rate limits of a teardown) are the limit long before that:
 # account-per-student mode ([classroom] mode) is the way.
 MAX_STUDENTS = 200
+# Account-per-student mode: students are accounts in an OU, not stacks in the template; AWS Organizations' own
+# account quota (10 by default, raised on request) is the real bound, this one only catches a wrong file.
+MAX_ACCOUNT_STUDENTS = 2000
+SINGLE_ACCOUNT = "single-account"
+ACCOUNT_PER_STUDENT = "account-per-student"
+OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
 
 # A course longer than a year is almost always a typo in the expiry year, and would leave resources running.
 MAX_COURSE_DAYS = 366
@@ -106,6 +115,24 @@ class GuardSettings:
 
 
 @dataclass(frozen=True)
+class ClassroomSettings:
+    """Where the students come from and how the class is laid out over accounts."""
+
+    mode: str = SINGLE_ACCOUNT
+    # The roster file as resolved (absolute); None when the course file lists `students` itself.
+    roster: Path | None = None
+    # Account-per-student mode: the OU holding the students' accounts, which the class stack set targets.
+    organizational_unit: str | None = None
+    # StackSet rollout: how many accounts at once, and how many may fail before the rollout stops (percent).
+    max_concurrent_percentage: int = 25
+    failure_tolerance_percentage: int = 10
+
+    @property
+    def per_account(self) -> bool:
+        return self.mode == ACCOUNT_PER_STUDENT
+
+
+@dataclass(frozen=True)
 class LabConfig:
     course_id: str
     account: str
@@ -121,6 +148,12 @@ class LabConfig:
     guard: GuardSettings = field(default_factory=GuardSettings)
     # Budget alerts and guard reports; without it they go to the SNS topic only (subscribe by hand).
     instructor_email: str | None = None
+    classroom: ClassroomSettings = field(default_factory=ClassroomSettings)
+    # The roster's rows (name, e-mail, own account) when students come from a roster file.
+    roster: tuple[Student, ...] = ()
+
+    def student_row(self, student: str) -> Student | None:
+        return next((row for row in self.roster if row.id == student), None)
 
     @property
     def names(self) -> CourseNames:
@@ -128,11 +161,17 @@ class LabConfig:
 
     def stacks(self, labs: Iterable[str] = LABS) -> list[StackUnit]:
         """The course's stacks for `labs`: class stacks once, the per-student labs once per student."""
-        return stack_units(self.names, self.students, labs)
+        return stack_units(self.names, self.students, labs, per_account=self.classroom.per_account)
 
     def lab_stacks(self, lab: str) -> list[str]:
         """Stack names of one lab, students' first."""
-        return lab_stack_names(self.names, self.students, lab)
+        return lab_stack_names(self.names, self.students, lab, per_account=self.classroom.per_account)
+
+    @property
+    def guarded_labs(self) -> list[str]:
+        """The labs whose stacks LabGuard may delete: those this mode has stacks for (GUARDED_LABS in a single
+        account), never UNGUARDED."""
+        return [lab for lab in dict.fromkeys(unit.lab for unit in self.stacks()) if lab not in UNGUARDED]
 
 
 _SCHEMA: dict[str, set[str]] = {
@@ -142,7 +181,9 @@ _SCHEMA: dict[str, set[str]] = {
     "rekognition": {"features", "min_confidence", "max_labels"},
     "containers": {"class_repository", "keep_images"},
     "guard": {"dry_run", "every_minutes", "idle_minutes", "after_hours", "timezone", "max_actions"},
-    "": {"course", "sagemaker", "dlami", "rekognition", "containers", "guard", "students"},
+    "classroom": {"roster", "mode", "organizational_unit", "max_concurrent_percentage",
+                  "failure_tolerance_percentage"},
+    "": {"course", "sagemaker", "dlami", "rekognition", "containers", "guard", "classroom", "students"},
 }
 
 
@@ -155,12 +196,14 @@ def load_config(path: str | Path, *, today: dt.date | None = None, allow_expired
         raise ConfigError(f"{path}: file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, source=str(path), today=today, allow_expired=allow_expired)
+    return parse_config(raw, source=str(path), today=today, allow_expired=allow_expired, base_dir=path.parent)
 
 
 def parse_config(
-    raw: dict[str, Any], *, source: str = "config", today: dt.date | None = None, allow_expired: bool = False
+    raw: dict[str, Any], *, source: str = "config", today: dt.date | None = None, allow_expired: bool = False,
+    base_dir: Path = Path("."),
 ) -> LabConfig:
+    """Validate a course file's contents; `base_dir` is where a relative roster path is read from."""
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{source}: {key}: {message}")
 
@@ -244,12 +287,28 @@ def parse_config(
         raise fail("containers.class_repository", f"{class_repository!r} must be true or false")
     keep_images = _whole(ct_raw, "keep_images", ContainersSettings.keep_images, 1, 1000, "images", fail, "containers")
 
-    students_raw = raw.get("students")
+    classroom = _parse_classroom(raw.get("classroom", {}), fail, base_dir)
+    limit = MAX_ACCOUNT_STUDENTS if classroom.per_account else MAX_STUDENTS
+    roster: tuple[Student, ...] = ()
+    if classroom.roster is not None:
+        if "students" in raw:
+            raise fail("students", "give the students either here or in classroom.roster, not both")
+        try:
+            roster = read_roster(classroom.roster, names=CourseNames(course_id, account, region), max_students=limit)
+        except RosterError as exc:
+            raise ConfigError(str(exc)) from None
+        students_raw: Any = [row.id for row in roster]
+    else:
+        students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
-        raise fail("students", "must be a non-empty list of student ids")
-    if len(students_raw) > MAX_STUDENTS:
+        raise fail("students", "must be a non-empty list of student ids (or set classroom.roster)")
+    if classroom.per_account and not roster:
+        raise fail("classroom.roster", "missing: account-per-student mode creates each student's account with the "
+                   "e-mail address from the roster")
+    if len(students_raw) > limit:
         raise fail("students", f"{len(students_raw)} students are more than one account holds in single-account "
-                               f"mode (at most {MAX_STUDENTS}); use account-per-student mode ([classroom] mode)")
+                               f"mode (at most {MAX_STUDENTS}); use account-per-student mode ([classroom] mode)"
+                   if not classroom.per_account else f"{len(students_raw)} students: at most {limit}")
     seen: set[str] = set()
     for index, student in enumerate(students_raw):
         key = f"students[{index}]"
@@ -272,10 +331,16 @@ def parse_config(
         containers=ContainersSettings(class_repository=class_repository, keep_images=keep_images),
         guard=_parse_guard(raw.get("guard", {}), fail),
         instructor_email=email,
+        classroom=classroom,
+        roster=roster,
     )
     names = config.names
     try:
         names.validate_course(LABS)
+        if classroom.per_account:
+            # The names every student's account holds; the template builds them from the account it lands in,
+            # and the stack set deploys to this region, so the course's account stands for any (same length).
+            names.student(PLACEHOLDER_STUDENT).validate()
     except AwsNameError as exc:
         raise fail("course.id", str(exc)) from None
     for index, student in enumerate(config.students):
@@ -288,6 +353,35 @@ def parse_config(
         if names.student(student).bucket == names.rekognition.bucket:
             raise fail(f"students[{index}]", f"'{student}' is reserved: LabRekognition's upload bucket uses it")
     return config
+
+
+def _parse_classroom(table: dict[str, Any], fail: Callable[[str, str], ConfigError],
+                     base_dir: Path) -> ClassroomSettings:
+    defaults = ClassroomSettings()
+    mode = table.get("mode", defaults.mode)
+    if mode not in (SINGLE_ACCOUNT, ACCOUNT_PER_STUDENT):
+        raise fail("classroom.mode", f"{mode!r} must be '{SINGLE_ACCOUNT}' or '{ACCOUNT_PER_STUDENT}'")
+    roster = table.get("roster")
+    if roster is not None and not (isinstance(roster, str) and roster.strip()):
+        raise fail("classroom.roster", f"{roster!r} must be the path of a CSV file")
+    ou = table.get("organizational_unit")
+    if mode == ACCOUNT_PER_STUDENT and ou is None:
+        raise fail("classroom.organizational_unit", "missing: account-per-student mode deploys to the students' "
+                   "accounts in this OU (e.g. ou-ab12-cdef3456)")
+    if ou is not None and not (isinstance(ou, str) and OU_ID.match(ou)):
+        raise fail("classroom.organizational_unit", f"{ou!r} is not an OU id (ou-, 4-32 characters, -, 8-32)")
+    if ou is not None and mode != ACCOUNT_PER_STUDENT:
+        raise fail("classroom.organizational_unit", f"only used in {ACCOUNT_PER_STUDENT} mode (mode is {mode!r})")
+    return ClassroomSettings(
+        mode=mode,
+        roster=(base_dir / roster).resolve() if roster is not None else None,
+        organizational_unit=ou,
+        max_concurrent_percentage=_whole(table, "max_concurrent_percentage", defaults.max_concurrent_percentage,
+                                         1, 100, "percent", fail, "classroom"),
+        failure_tolerance_percentage=_whole(table, "failure_tolerance_percentage",
+                                            defaults.failure_tolerance_percentage, 0, 100, "percent", fail,
+                                            "classroom"),
+    )
 
 
 def _whole(table: dict[str, Any], key: str, default: int, low: int, high: int, unit: str,
@@ -396,13 +490,17 @@ def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError
 
 def to_toml(config: LabConfig) -> str:
     """The course file that `load_config` reads back into an equal LabConfig."""
+    classroom = config.classroom
     students = ", ".join(f'"{student}"' for student in config.students)
+    people = f"students = [{students}]\n\n" if classroom.roster is None else ""
+    ou = f'organizational_unit = "{classroom.organizational_unit}"\n' if classroom.organizational_unit else ""
+    roster = f'roster = "{classroom.roster.as_posix()}"\n' if classroom.roster is not None else ""
     sm = config.sagemaker
     features = ", ".join(f'"{name}"' for name in config.rekognition.features)
     policy = config.guard.policy
     email = f'instructor_email = "{config.instructor_email}"\n' if config.instructor_email else ""
     return (
-        f"students = [{students}]\n\n"
+        f"{people}"
         f'[course]\nid = "{config.course_id}"\naccount = "{config.account}"\nregion = "{config.region}"\n'
         f"expires = {config.expires.isoformat()}\nbudget_usd = {config.budget_usd}\n{email}\n"
         f'[sagemaker]\ninstance_type = "{sm.instance_type}"\nvolume_gb = {sm.volume_gb}\n'
@@ -413,7 +511,10 @@ def to_toml(config: LabConfig) -> str:
         f"keep_images = {config.containers.keep_images}\n\n"
         f"[guard]\ndry_run = {str(policy.dry_run).lower()}\nevery_minutes = {config.guard.every_minutes}\n"
         f'idle_minutes = {policy.idle_minutes}\nafter_hours = "{policy.after_hours}"\ntimezone = "{policy.timezone}"\n'
-        f"max_actions = {policy.max_actions}\n\n[dlami]\n"
+        f"max_actions = {policy.max_actions}\n\n"
+        f'[classroom]\nmode = "{classroom.mode}"\n{roster}{ou}'
+        f"max_concurrent_percentage = {classroom.max_concurrent_percentage}\n"
+        f"failure_tolerance_percentage = {classroom.failure_tolerance_percentage}\n\n[dlami]\n"
         + "".join(f"{f.name} = {_toml_value(getattr(config.dlami, f.name))}\n" for f in fields(DlamiSettings)
                   if getattr(config.dlami, f.name) is not None)
     )

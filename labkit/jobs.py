@@ -214,15 +214,22 @@ def _run_stacks(command: str, config: LabConfig, config_path: Path, target: Targ
     run_cdk(args, env=target.env, config_path=config_path, echo=relay, **run)
 
 
+def synthesize(target: Target, config_path: Path, echo: Echo) -> None:
+    """The whole app into ASSEMBLY, with CDK's template validation and the cdk-nag gate."""
+    echo("synthesizing the course's stacks")
+    run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env=target.env, config_path=config_path, echo=echo)
+
+
 def deploy(
     config: LabConfig, config_path: Path, target: Target, labs: list[str], echo: Echo = print,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None, *, synthesized: bool = False,
 ) -> dict[str, list[Found]]:
-    """Synthesize once, deploy the stacks of `labs`, and return what each lab really created (all its stacks)."""
+    """Deploy the stacks of `labs` (synthesizing first unless `synthesized`), and return what each lab really
+    created (all its stacks)."""
     ensure_bootstrapped(target, config, config_path, echo)
     units = config.stacks(labs)
-    echo(f"synthesizing {len(units)} stacks of {', '.join(labs)}")
-    run_cdk(["synth", "--quiet", "-o", str(ASSEMBLY)], env=target.env, config_path=config_path, echo=echo)
+    if not synthesized:
+        synthesize(target, config_path, echo)
     _run_stacks("deploy", config, config_path, target, units, echo, progress)
     inventory: dict[str, list[Found]] = {}
     for unit in units:

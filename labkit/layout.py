@@ -4,6 +4,9 @@ machine, one per class for what the class shares.
 Per-student stacks keep a class inside CloudFormation's 500-resources-per-stack limit whatever its size, deploy
 in parallel, and fail alone: one student's capacity error does not roll back the class. Class-wide resources
 (network, container access, image labelling, guard and budget) exist once.
+
+In account-per-student mode the students' labs live in their own accounts: one class stack, LabClassroom, holds
+the stack set that deploys them to the class's OU, so the stacks here do not depend on the class size.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from labkit.naming import CourseNames
+from labkit.naming import CLASSROOM, CourseNames
 
 LABS = ["LabSageMaker", "LabDLAMI", "LabContainers", "LabRekognition", "LabGuard"]
 # Labs with a stack per student, `<lab>-<student>`.
@@ -19,6 +22,9 @@ PER_STUDENT_LABS = frozenset({"LabSageMaker", "LabDLAMI"})
 # Labs with a class-wide stack named like the lab. LabDLAMI has both: the class network and GPU role, which
 # the students' stacks import.
 CLASS_LABS = frozenset({"LabDLAMI", "LabContainers", "LabRekognition", "LabGuard"})
+# Account-per-student mode: labs without a stack in the class account. Students pull Deep Learning Containers
+# in their own account (the GPU instance role already may), so LabContainers' users and group are not needed.
+OWN_ACCOUNT_LABS = frozenset({"LabContainers"})
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,12 @@ class StackUnit:
         return self.lab if self.student is None else f"{self.lab}-{self.student}"
 
 
-def stack_units(names: CourseNames, students: Iterable[str], labs: Iterable[str] = LABS) -> list[StackUnit]:
-    """The stacks of `labs` in deploy order: each lab's class stack, then its students' stacks."""
+def stack_units(names: CourseNames, students: Iterable[str], labs: Iterable[str] = LABS, *,
+                per_account: bool = False) -> list[StackUnit]:
+    """The stacks of `labs` in deploy order: each lab's class stack, then its students' stacks. In
+    account-per-student mode the per-student labs are all served by the one LabClassroom stack."""
+    if per_account:
+        return _account_units(names, labs)
     students = tuple(students)
     units: list[StackUnit] = []
     for lab in labs:
@@ -46,7 +56,21 @@ def stack_units(names: CourseNames, students: Iterable[str], labs: Iterable[str]
     return units
 
 
-def lab_stack_names(names: CourseNames, students: Iterable[str], lab: str) -> list[str]:
+def _account_units(names: CourseNames, labs: Iterable[str]) -> list[StackUnit]:
+    units: list[StackUnit] = []
+    for lab in labs:
+        if lab in PER_STUDENT_LABS or lab == CLASSROOM:
+            unit = StackUnit(CLASSROOM, None, names.stack(CLASSROOM))
+        elif lab in CLASS_LABS - OWN_ACCOUNT_LABS:
+            unit = StackUnit(lab, None, names.stack(lab))
+        else:
+            continue
+        if unit not in units:
+            units.append(unit)
+    return units
+
+
+def lab_stack_names(names: CourseNames, students: Iterable[str], lab: str, *, per_account: bool = False) -> list[str]:
     """Every stack name of one lab, students' first (they import from the class stack, so they go first)."""
-    units = stack_units(names, students, [lab])
+    units = stack_units(names, students, [lab], per_account=per_account)
     return [unit.stack_name for unit in sorted(units, key=lambda unit: unit.student is None)]

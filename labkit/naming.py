@@ -13,9 +13,18 @@ TAG_COURSE = "labkit:course"
 TAG_STUDENT = "labkit:student"
 TAG_MANAGED_BY = "labkit:managed-by"
 
+# Account-per-student mode: the class stack holding the stack set, the stack set itself, and the one student id
+# its template is written for (every student's account holds the same names: the account tells them apart).
+CLASSROOM = "LabClassroom"
+STUDENT_ACCOUNT = "LabStudent"
+PLACEHOLDER_STUDENT = "student"
+
 # Identifiers that end up inside bucket names, so they use the strictest charset of all the services.
 COURSE_ID = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
 STUDENT_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?$")
+# Loose on purpose (RFC 5322 allows far more); it catches typos, and SNS, Budgets and Organizations confirm the
+# address themselves.
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 
 @dataclass(frozen=True)
@@ -261,6 +270,9 @@ class CourseNames:
         check("ECR repository", self.class_repository)
         for lab in labs:
             check("CloudFormation stack", self.stack(lab))
+        check("CloudFormation stack", self.stack(CLASSROOM))
+        # A stack set's name follows the stack name rules.
+        check("CloudFormation stack", self.stack(STUDENT_ACCOUNT))
         if "LabRekognition" in labs:
             self.rekognition.validate()
         if "LabGuard" in labs:

@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.config import EMAIL
-from labkit.naming import STUDENT_ID, AwsNameError, CourseNames
+from labkit.naming import EMAIL, STUDENT_ID, AwsNameError, CourseNames
 
 # Header spellings seen in real exports, after lowercasing, `_` -> space and whitespace collapsing.
 # Columns not listed here are ignored: spreadsheets add their own (notes, group, grade, ...).
@@ -109,7 +108,7 @@ def parse_roster(text: str | bytes, *, source: str = "roster", names: CourseName
         students.append(student)
         if max_students is not None and len(students) > max_students:
             raise fail("id", f"{_show(student.id)} is student {len(students)}, over the limit of {max_students} "
-                             "for one deployment; split the class into several course files")
+                             "for one account; use account-per-student mode ([classroom] mode)")
     if not students:
         raise RosterError(f"{source}: no students below the header (row {header_row})")
     return tuple(students)

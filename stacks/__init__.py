@@ -8,8 +8,9 @@ from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from labkit.config import LabConfig
-from labkit.layout import StackUnit, stack_units
-from labkit.naming import TAG_COURSE, TAG_MANAGED_BY, TAG_STUDENT
+from labkit.layout import StackUnit
+from labkit.naming import CLASSROOM, TAG_COURSE, TAG_MANAGED_BY, TAG_STUDENT
+from stacks.classroom_stack import LabClassroomStack
 from stacks.containers_stack import LabContainersStack
 from stacks.dlami_stack import LabDlamiStack, LabDlamiStudentStack
 from stacks.guard_stack import LabGuardStack
@@ -22,6 +23,7 @@ CLASS_HOLDS = {
     "LabContainers": "students' IAM users: Deep Learning Containers pulls and access to their own labs",
     "LabRekognition": "S3 uploads labelled by Rekognition",
     "LabGuard": "teardown guard and class budget",
+    CLASSROOM: "stack set that deploys the labs to each student's own account",
 }
 STUDENT_HOLDS = {
     "LabSageMaker": "SageMaker notebook of {student}",
@@ -29,7 +31,10 @@ STUDENT_HOLDS = {
 }
 
 
-def _stack(app: App, unit: StackUnit, config: LabConfig, built: dict[str, Stack], **common: Any) -> Stack:
+def _stack(app: App, unit: StackUnit, config: LabConfig, built: dict[str, Stack], *, nag: bool, validation: bool,
+           **common: Any) -> Stack:
+    if unit.lab == CLASSROOM:
+        return LabClassroomStack(app, unit.construct_id, config=config, nag=nag, validation=validation, **common)
     if unit.lab == "LabSageMaker":
         return LabSageMakerStack(app, unit.construct_id, config=config, student=unit.student, **common)
     if unit.lab == "LabDLAMI" and unit.student is not None:
@@ -42,12 +47,15 @@ def _stack(app: App, unit: StackUnit, config: LabConfig, built: dict[str, Stack]
     return stack_class(app, unit.construct_id, config=config, **common)
 
 
-def build_app(app: App, config: LabConfig, *, nag: bool = True) -> App:
+def build_app(app: App, config: LabConfig, *, nag: bool = True, validation: bool = True) -> App:
     """Add every stack of `config` to `app`. Construct ids are what users pass to `cdk deploy`: `LabGuard` for a
-    class stack, `LabSageMaker-alice` for a student's (`cdk deploy 'LabSageMaker-*'` for the whole class)."""
+    class stack, `LabSageMaker-alice` for a student's (`cdk deploy 'LabSageMaker-*'` for the whole class).
+
+    Account-per-student mode synthesizes the student-account template while building (LabClassroom), with cdk-nag
+    if `nag` and CDK's CloudFormation validation if `validation` (pass what `app` was given)."""
     env = Environment(account=config.account, region=config.region)
     built: dict[str, Stack] = {}
-    for unit in stack_units(config.names, config.students):
+    for unit in config.stacks():
         # Stack-level tags (explicit since @aws-cdk/core:explicitStackTags): the guard deletes only stacks that
         # carry the course tag, and IAM conditions DeleteStack on it. They are not part of the template.
         tags = {TAG_COURSE: config.course_id, TAG_MANAGED_BY: "labkit"}
@@ -56,7 +64,7 @@ def build_app(app: App, config: LabConfig, *, nag: bool = True) -> App:
             tags[TAG_STUDENT] = unit.student
             holds = STUDENT_HOLDS[unit.lab].format(student=unit.student)
         built[unit.construct_id] = _stack(
-            app, unit, config, built,
+            app, unit, config, built, nag=nag, validation=validation,
             env=env,
             stack_name=unit.stack_name,
             description=f"labkit {config.course_id}: {holds} (expires {config.expires})",

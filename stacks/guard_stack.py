@@ -9,7 +9,7 @@ from constructs import Construct
 
 from infra.teardown_guard import GuardProps, TeardownGuard
 from lab_scripts.guard_fn.handler import Settings
-from labkit.config import GUARDED_LABS, LabConfig
+from labkit.config import LabConfig
 
 
 class LabGuardStack(Stack):
@@ -19,7 +19,7 @@ class LabGuardStack(Stack):
         settings = Settings(
             course=config.course_id,
             expires=config.expires,
-            stacks=tuple(names.stack(lab) for lab in GUARDED_LABS),
+            stacks=tuple(names.stack(lab) for lab in config.guarded_labs),
             iam_path=names.iam_path,
             idle_cpu_percent=config.dlami.idle_cpu_percent,
             policy=config.guard.policy,

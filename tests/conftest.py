@@ -45,6 +45,26 @@ def make_config(**sections: dict[str, Any]) -> LabConfig:
     return parse_config(course_raw(**sections), source="test.toml", today=TODAY)
 
 
+OU = "ou-ab12-cdef3456"
+
+
+def student_account(index: int) -> str:
+    return f"{200000000000 + index:012d}"
+
+
+def per_account_config(directory: Path, count: int, **sections: dict[str, Any]) -> LabConfig:
+    """An account-per-student course of `count` students (s000, s001, ...) with their own accounts, from a roster
+    written into `directory`: that mode reads the students' e-mail addresses from a roster."""
+    roster = directory / f"roster-{count}.csv"
+    roster.write_text("id,name,email,account\n" + "".join(
+        f"s{index:03d},Student {index},s{index:03d}@example.edu,{student_account(index)}\n" for index in range(count)))
+    classroom = {"mode": "account-per-student", "organizational_unit": OU, "roster": str(roster),
+                 "max_concurrent_percentage": 20, "failure_tolerance_percentage": 5}
+    raw = course_raw(classroom=classroom, **sections)
+    del raw["students"]
+    return parse_config(raw, source="test.toml", today=TODAY)
+
+
 @pytest.fixture(autouse=True)
 def fake_aws_env() -> Iterator[None]:
     """No test may reach a real account or a stray emulator: obvious test credentials, no endpoint override."""
@@ -90,12 +110,19 @@ def new_app(config: LabConfig, *, validation: bool = False) -> Any:
 
     from stacks import build_app
 
-    return build_app(App(context=cdk_context(), builtin_cloud_formation_validation=validation), config, nag=False)
+    return build_app(App(context=cdk_context(), builtin_cloud_formation_validation=validation), config, nag=False,
+                     validation=validation)
 
 
 @pytest.fixture(scope="session")
 def app(config: LabConfig) -> Any:
     return new_app(config)
+
+
+@pytest.fixture(scope="session")
+def per_account_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The app of a 3-student account-per-student course, built once per session."""
+    return new_app(per_account_config(tmp_path_factory.mktemp("per-account"), 3))
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ def test_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
     assert cli.main(["--config", str(path), "status", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {row["student"]: row["status"] for row in rows} == {"alice": "InService", "bob": "InService"}
+    assert {row["student"]: row["notebook_state"] for row in rows} == {"alice": "InService", "bob": "InService"}
     assert cli.main(["--config", str(path), "teardown"]) == 0
     assert "dry run: nothing changed" in capsys.readouterr().out
     assert len(lab_physical_ids(target, config, "LabSageMaker", STACK_KIND)) == 2

@@ -40,3 +40,19 @@ def test_an_instance_role_reuses_the_policy_without_findings() -> None:
     assert [v.rule_name for v in checks.validate_scope(probe).violations] == ["AwsSolutions-IAM5[Resource::*]"]
     acknowledge_registry_login(role)
     assert AwsSolutionsChecks().validate_scope(probe).violations == []
+
+
+def test_a_region_token_looks_the_registry_up_at_deploy_time() -> None:
+    """A stack set's template has no region: every region's registry goes into one mapping of the stack."""
+    from aws_cdk import Aws
+    from aws_cdk.assertions import Template
+
+    from lab_scripts.dlc import DLC_REGISTRIES
+
+    probe = Stack(App(context=cdk_context(), builtin_cloud_formation_validation=False), "Probe")
+    twice = dlc_repository_arns(probe, Aws.REGION) + dlc_repository_arns(probe, Aws.REGION)  # one mapping for both
+    arns = [probe.resolve(arn) for arn in twice]
+    lookup = {"Fn::FindInMap": ["DlcRegistries", {"Ref": "AWS::Region"}, "Account"]}
+    assert all(lookup in arn["Fn::Join"][1] for arn in arns)
+    mappings = Template.from_stack(probe).to_json()["Mappings"]
+    assert mappings == {"DlcRegistries": {region: {"Account": account} for region, account in DLC_REGISTRIES.items()}}

@@ -106,6 +106,19 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"guard": {"timezone": "../etc/passwd"}}, "guard.timezone"),
     ({"guard": {"timezone": "CET", "dryrun": True}}, "guard.dryrun"),
     ({"guard": "on"}, "guard"),
+    ({"classroom": {"mode": "per-student"}}, "classroom.mode"),
+    ({"classroom": {"mode": "account-per-student"}}, "classroom.organizational_unit"),
+    ({"classroom": {"mode": "account-per-student", "organizational_unit": "ou-123"}}, "classroom.organizational_unit"),
+    ({"classroom": {"mode": "account-per-student", "organizational_unit": "ou-ab12-cdef3456"}}, "classroom.roster"),
+    ({"classroom": {"organizational_unit": "ou-ab12-cdef3456"}}, "classroom.organizational_unit"),
+    ({"classroom": {"roster": 5}}, "classroom.roster"),
+    ({"classroom": {"roster": "  "}}, "classroom.roster"),
+    ({"classroom": {"max_concurrent_percentage": 0}}, "classroom.max_concurrent_percentage"),
+    ({"classroom": {"failure_tolerance_percentage": 101}}, "classroom.failure_tolerance_percentage"),
+    ({"classroom": {"failure_tolerance_percentage": 5.5}}, "classroom.failure_tolerance_percentage"),
+    ({"classroom": {"roster_file": "class.csv"}}, "classroom.roster_file"),
+    ({"classroom": "single-account"}, "classroom"),
+    ({"classroom": {"roster": "class.csv"}}, "students"),  # a roster and a students list
 ]
 
 

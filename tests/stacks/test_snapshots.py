@@ -36,6 +36,16 @@ def test_template_snapshot(construct_id: str, templates: dict[str, Template],
     assert masked(templates[construct_id].to_json()) == snapshot_json
 
 
+@pytest.mark.parametrize("construct_id", ["LabClassroom", "LabStudent"])
+def test_account_per_student_snapshot(construct_id: str, per_account_app: Any,
+                                      snapshot_json: SnapshotAssertion) -> None:
+    """Account-per-student mode's class stack, and the template its stack set deploys to each student's account."""
+    classroom = per_account_app.node.find_child("LabClassroom")
+    template = (Template.from_stack(classroom).to_json() if construct_id == "LabClassroom"
+                else json.loads(classroom.student_template.read_text()))
+    assert masked(template) == snapshot_json
+
+
 def test_masking_hides_asset_hashes_only() -> None:
     digest = "a" * 64
     assert masked({"S3Key": f"{digest}.zip", "Name": "ml101"}) == {"S3Key": "<asset-hash>.zip", "Name": "ml101"}

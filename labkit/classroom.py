@@ -1,0 +1,220 @@
+"""Classroom work behind `labctl provision`, `status`, `handout` and `cost`: plain data in, plain data out.
+
+labctl renders what these return (rich tables or `--json`); tests call them directly against moto.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lab_scripts import access_keys, instance, notebook
+from lab_scripts.cost import CostEstimate, PriceTable, estimate
+from lab_scripts.quotas import Capacity, account_capacity
+from labkit.catalog import DLAMIS
+from labkit.config import LabConfig
+from labkit.jobs import Target, lab_physical_ids
+from labkit.layout import PER_STUDENT_LABS
+from labkit.naming import STUDENT_ID
+
+DAYS_PER_WEEK = 7
+
+
+class ClassroomError(RuntimeError):
+    """A classroom request refused before anything changed; one line naming the student, row or flag."""
+
+
+@dataclass(frozen=True)
+class PlannedStack:
+    stack_name: str
+    student: str
+    resources: int
+    types: str
+
+
+def where(config: LabConfig, index: int) -> str:
+    """How an error names a student: the roster row when there is a roster, else the course file's list entry."""
+    if config.roster:
+        row = config.roster[index]
+        return f"{config.classroom.roster}: row {row.row}: id '{row.id}'"
+    return f"students[{index}] '{config.students[index]}'"
+
+
+def check_capacity(config: LabConfig, target: Target) -> list[Capacity]:
+    """Refuse a class larger than the account's quotas hold, naming the first student that does not fit."""
+    if config.classroom.per_account:
+        return []  # every student brings their own account and its own quotas
+    per_student = len(PER_STUDENT_LABS)
+    capacities = account_capacity(
+        target.clients, notebook_type=config.sagemaker.instance_type, gpu_type=config.dlami.instance_type,
+        stacks_per_student=per_student, users_per_student=1)
+    # Stacks and users the course already has are counted as in use; redeploying them needs no new quota.
+    existing = len(_deployed_students(target, config))
+    known = [c for c in capacities if c.students is not None]
+    if known:
+        tightest = min(known, key=lambda c: c.students or 0)
+        fits = (tightest.students or 0) + existing
+        if fits < len(config.students):
+            raise ClassroomError(f"{where(config, fits)} does not fit the account: {tightest.description} holds "
+                                 f"{fits} students; request a quota increase or use account-per-student mode")
+    return capacities
+
+
+def _deployed_students(target: Target, config: LabConfig) -> set[str]:
+    return set(lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance"))
+
+
+def plan(config: LabConfig, assembly: Path) -> list[PlannedStack]:
+    """Each stack of the course with what its synthesized template holds."""
+    rows = []
+    for unit in config.stacks():
+        template = json.loads((assembly / f"{unit.construct_id}.template.json").read_text())
+        kinds: dict[str, int] = {}
+        for resource in template.get("Resources", {}).values():
+            if resource["Type"] != "AWS::CDK::Metadata":
+                kind = resource["Type"].rsplit("::", 1)[-1]
+                kinds[kind] = kinds.get(kind, 0) + 1
+        types = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+        rows.append(PlannedStack(unit.stack_name, unit.student or "(class)", sum(kinds.values()), types))
+    return rows
+
+
+def class_cost(config: LabConfig, prices: PriceTable, *, today: dt.date | None = None) -> CostEstimate:
+    """The course until its expiry date, with the idle stops as configured and without them."""
+    days = max(1, (config.expires - (today or dt.date.today())).days)
+    return estimate(
+        students=len(config.students), weeks=days / DAYS_PER_WEEK,
+        notebook_type=config.sagemaker.instance_type, notebook_volume_gb=config.sagemaker.volume_gb,
+        notebook_idle_minutes=config.sagemaker.idle_minutes,
+        gpu_type=config.dlami.instance_type, gpu_volume_gb=config.dlami.volume_gb,
+        gpu_idle_minutes=config.dlami.idle_minutes, prices=prices,
+    )
+
+
+@dataclass(frozen=True)
+class StudentStatus:
+    student: str
+    name: str
+    notebook: str
+    notebook_state: str
+    instance: str
+    instance_state: str
+    access_keys: str
+
+
+def status(target: Target, config: LabConfig) -> list[StudentStatus]:
+    """Each student's environments as the services report them now."""
+    notebooks = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
+    instances = lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
+    users = lab_physical_ids(target, config, "LabContainers", "AWS::IAM::User")
+    sm, ec2, iam = target.clients("sagemaker"), target.clients("ec2"), target.clients("iam")
+    rows = []
+    for student in config.students:
+        row = config.student_row(student)
+        name = notebooks[student].rsplit("/", 1)[-1] if student in notebooks else ""
+        nb_state = _state(lambda: notebook.status(sm, name).status) if name else "not deployed"
+        gpu = instances.get(student, "")
+        gpu_state = _state(lambda: instance.status(ec2, gpu).state) if gpu else "not deployed"
+        keys = "no user"
+        if student in users:
+            active = [k for k in access_keys.list_keys(iam, users[student]) if k.status == "Active"]
+            keys = f"{len(active)} active" if active else "none"
+        rows.append(StudentStatus(student, row.name if row else student, name or "-", nb_state, gpu or "-",
+                                  gpu_state, keys))
+    return rows
+
+
+def _state(read: Any) -> str:
+    try:
+        return str(read())
+    except (notebook.NotebookError, instance.InstanceError):
+        return "gone"
+
+
+@dataclass(frozen=True)
+class Handout:
+    student: str
+    path: Path
+    credentials: str  # "issued AKIA...WXYZ -> alice.credentials" or why there is none; never the secret
+
+
+def handouts(target: Target, config: LabConfig, students: list[str], out: Path) -> list[Handout]:
+    """Private files per student (0600): `<id>.md`, how to open their notebook and GPU instance, and
+    `<id>.credentials`, a new access key as an AWS CLI profile.
+
+    A student who already holds an access key gets no new one (its secret cannot be read back): the file says
+    so, and `labctl keys delete STUDENT` then a new handout replaces it.
+    """
+    unknown = [s for s in students if s not in config.students]
+    if unknown:
+        raise ClassroomError(f"student {unknown[0]!r} is not in the course")
+    notebooks = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
+    instances = lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
+    users = lab_physical_ids(target, config, "LabContainers", "AWS::IAM::User")
+    missing = [s for s in students if s not in users]
+    if missing:
+        raise ClassroomError(f"{missing[0]} has no IAM user yet: provision the class first (labctl provision)")
+    iam, sm = target.clients("iam"), target.clients("sagemaker")
+    made = []
+    for student in students:
+        profile, region = config.course_id, config.region
+        existing = access_keys.list_keys(iam, users[student])
+        key = None if existing else access_keys.issue(iam, users[student])
+        lines = _handout_lines(config, student, profile, region, notebooks, instances, sm)
+        if key:
+            keyfile = access_keys.write_private(out / f"{student}.credentials",
+                                                access_keys.credentials_text(key, profile, region))
+            credentials = f"issued {access_keys.masked(key.access_key_id)} -> {keyfile.name}"
+            lines += ["## Credentials", "", f"`{keyfile.name}` holds your access key as the AWS profile `{profile}`: "
+                      "append it to ~/.aws/credentials. It is yours alone: never share or commit it.", ""]
+        else:
+            credentials = f"already holds {access_keys.masked(existing[0].access_key_id)}; no new key"
+            lines += ["## Credentials", "", f"Use the access key you already received (profile `{profile}`). "
+                      "Lost it? Ask your instructor for a new one.", ""]
+        path = access_keys.write_private(out / f"{student}.md", "\n".join(lines))
+        made.append(Handout(student, path, credentials))
+    return made
+
+
+def _handout_lines(config: LabConfig, student: str, profile: str, region: str, notebooks: dict[str, str],
+                   instances: dict[str, str], sm: Any) -> list[str]:
+    row = config.student_row(student)
+    who = f"{row.name} <{row.email}>" if row else student
+    lines = [f"# {config.course_id} lab access for {who}", "",
+             f"Student id `{student}`, region {region}; the labs end on {config.expires}.", ""]
+    if student in notebooks:
+        name = notebooks[student].rsplit("/", 1)[-1]
+        url = notebook.status(sm, name).url
+        lines += ["## SageMaker notebook", "", f"Notebook `{name}`" + (f" at https://{url}" if url else "") + ".",
+                  "Open it with a sign-in link (valid 5 minutes):", "",
+                  f"    aws sagemaker create-presigned-notebook-instance-url --notebook-instance-name {name} "
+                  f"--region {region} --profile {profile}", "",
+                  f"It stops itself after {config.sagemaker.idle_minutes} idle minutes; start it again with",
+                  f"`aws sagemaker start-notebook-instance --notebook-instance-name {name} --profile {profile}`.",
+                  "Keep your work in your bucket: the notebook's disk is deleted when the course ends.", ""]
+        lines += [f"Your bucket: s3://{config.names.student(student).bucket}", ""]
+    if student in instances:
+        gpu = instances[student]
+        login = DLAMIS[config.dlami.ami_type].login_user
+        lines += ["## GPU workstation (Deep Learning AMI)", "", f"Instance `{gpu}` ({config.dlami.instance_type}); "
+                  f"no SSH port is open: connect through Session Manager (as `{login}` with `sudo su - {login}`):",
+                  "", f"    aws ec2 start-instances --instance-ids {gpu} --region {region} --profile {profile}",
+                  f"    aws ssm start-session --target {gpu} --region {region} --profile {profile}", "",
+                  f"It stops after {config.dlami.idle_minutes} idle minutes. Stop it yourself when you leave.", ""]
+    return lines
+
+
+def parse_students(values: list[str]) -> list[str]:
+    """Student ids given on the command line, checked like the course file's."""
+    for value in values:
+        if not STUDENT_ID.match(value):
+            raise ClassroomError(f"student {value!r} is not a student id (a-z 0-9 -)")
+    return values
+
+
+def as_json(rows: list[Any]) -> str:
+    return json.dumps([{k: str(v) if isinstance(v, Path) else v for k, v in asdict(row).items()} for row in rows],
+                      indent=2)
