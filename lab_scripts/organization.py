@@ -8,10 +8,12 @@ Clients are passed in (organizations, cloudformation) so tests can use moto or a
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from labkit.naming import TAG_COURSE, TAG_STUDENT
@@ -43,7 +45,7 @@ def ensure_ou(org: Any, name: str) -> str:
     return str(org.create_organizational_unit(ParentId=root, Name=name)["OrganizationalUnit"]["Id"])
 
 
-def _tagged_accounts(org: Any, course: str) -> dict[str, str]:
+def student_accounts(org: Any, course: str) -> dict[str, str]:
     """{student: account} for the active accounts tagged for `course`; one tag lookup per account of the org."""
     found: dict[str, str] = {}
     for page in org.get_paginator("list_accounts").paginate():
@@ -115,7 +117,7 @@ def ensure_student_accounts(org: Any, ou_id: str, course: str, students: Sequenc
     student is reused; an existing id given is tagged and moved. Creations take minutes in AWS, so all of them
     are started before any is polled; a creation left running by an interrupted run is waited for, not repeated.
     """
-    tagged = _tagged_accounts(org, course)
+    tagged = student_accounts(org, course)
     owners = {account: student for student, account in tagged.items()}
     accounts: dict[str, str] = {}
     requests: dict[str, str] = {}
@@ -203,3 +205,23 @@ def remove_stack_instances(cfn: Any, stack_set_name: str, ou_ids: Sequence[str],
             return None
         raise
     return str(response["OperationId"])
+
+
+# Organizations creates this role in every account it creates, trusted by the management account.
+ACCESS_ROLE = "OrganizationAccountAccessRole"
+
+
+def account_clients(sts: Any, account: str, *, region: str, endpoint_url: str | None = None,
+                    role: str = ACCESS_ROLE) -> Callable[[str], Any]:
+    """A client factory acting in a student's account through `role`, for teardown work done from the class
+    account (archive the student's bucket before the stack set deletes it, then audit the account)."""
+    try:
+        credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{role}",
+                                      RoleSessionName="labkit-teardown")["Credentials"]
+    except ClientError as exc:
+        raise OrganizationError(f"cannot act in account {account} through {role}: "
+                                f"{exc.response['Error']['Code']}") from None
+    session = boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
+                            aws_secret_access_key=credentials["SecretAccessKey"],
+                            aws_session_token=credentials["SessionToken"], region_name=region)
+    return functools.cache(functools.partial(session.client, endpoint_url=endpoint_url))

@@ -13,12 +13,13 @@ from typing import Any
 
 from lab_scripts import access_keys, instance, notebook
 from lab_scripts.cost import CostEstimate, PriceTable, estimate
+from lab_scripts.organization import stack_instance_states, student_accounts
 from lab_scripts.quotas import Capacity, account_capacity
 from labkit.catalog import DLAMIS
 from labkit.config import LabConfig
 from labkit.jobs import Target, lab_physical_ids
 from labkit.layout import PER_STUDENT_LABS
-from labkit.naming import STUDENT_ID
+from labkit.naming import PLACEHOLDER_STUDENT, STUDENT_ACCOUNT, STUDENT_ID, CourseNames
 
 DAYS_PER_WEEK = 7
 
@@ -105,6 +106,28 @@ class StudentStatus:
     access_keys: str
 
 
+@dataclass(frozen=True)
+class AccountStatus:
+    """Account-per-student mode: a student's own account and the state of their labs there."""
+
+    student: str
+    name: str
+    account: str
+    environment: str
+
+
+def account_status(target: Target, config: LabConfig) -> list[AccountStatus]:
+    """Each student's account (from its Organizations tags) and the stack set's instance there."""
+    accounts = student_accounts(target.clients("organizations"), config.course_id)
+    states = stack_instance_states(target.clients("cloudformation"), config.names.stack(STUDENT_ACCOUNT))
+    rows = []
+    for row in config.roster:
+        account = accounts.get(row.id) or row.account or ""
+        state = states.get(account, "not deployed") if account else "no account yet"
+        rows.append(AccountStatus(row.id, row.name, account or "-", state))
+    return rows
+
+
 def status(target: Target, config: LabConfig) -> list[StudentStatus]:
     """Each student's environments as the services report them now."""
     notebooks = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
@@ -151,6 +174,8 @@ def handouts(target: Target, config: LabConfig, students: list[str], out: Path) 
     unknown = [s for s in students if s not in config.students]
     if unknown:
         raise ClassroomError(f"student {unknown[0]!r} is not in the course")
+    if config.classroom.per_account:
+        return _account_handouts(target, config, students, out)
     notebooks = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
     instances = lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
     users = lab_physical_ids(target, config, "LabContainers", "AWS::IAM::User")
@@ -176,6 +201,36 @@ def handouts(target: Target, config: LabConfig, students: list[str], out: Path) 
                       "Lost it? Ask your instructor for a new one.", ""]
         path = access_keys.write_private(out / f"{student}.md", "\n".join(lines))
         made.append(Handout(student, path, credentials))
+    return made
+
+
+def _account_handouts(target: Target, config: LabConfig, students: list[str], out: Path) -> list[Handout]:
+    """Account-per-student mode: each student signs in to their own account; the file says where and how."""
+    accounts = student_accounts(target.clients("organizations"), config.course_id)
+    missing = [s for s in students if s not in accounts]
+    if missing:
+        raise ClassroomError(f"{missing[0]} has no account yet: provision the class first (labctl provision)")
+    made = []
+    for student in students:
+        account, region, profile = accounts[student], config.region, config.course_id
+        names = CourseNames(config.course_id, account, region).student(PLACEHOLDER_STUDENT)
+        row = config.student_row(student)
+        lines = [f"# {config.course_id} lab account for {row.name if row else student}", "",
+                 f"Your own AWS account {account} (region {region}); the labs end on {config.expires}.",
+                 f"Sign in at https://{account}.signin.aws.amazon.com/console with the access your instructor set "
+                 f"up (IAM Identity Center), and configure the AWS CLI profile `{profile}` for it.", "",
+                 "## SageMaker notebook", "",
+                 f"    aws sagemaker create-presigned-notebook-instance-url --notebook-instance-name "
+                 f"{names.notebook} --region {region} --profile {profile}", "",
+                 f"Your bucket: s3://{names.bucket}", "",
+                 "## GPU workstation (Deep Learning AMI)", "",
+                 f"    aws ec2 describe-instances --filters Name=tag:Name,Values={names.workstation} "
+                 f"--query 'Reservations[].Instances[].InstanceId' --region {region} --profile {profile}",
+                 f"    aws ssm start-session --target <instance id> --region {region} --profile {profile}", "",
+                 f"Both stop themselves when idle ({config.sagemaker.idle_minutes} and {config.dlami.idle_minutes} "
+                 "minutes). Keep your work in your bucket: it is archived when the course ends.", ""]
+        path = access_keys.write_private(out / f"{student}.md", "\n".join(lines))
+        made.append(Handout(student, path, f"own account {account}; no access key issued"))
     return made
 
 

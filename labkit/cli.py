@@ -334,6 +334,20 @@ def cmd_audit(args: argparse.Namespace, config: LabConfig) -> int:
     return 1 if report.billable else 0
 
 
+def print_account_status(target: Target, config: LabConfig, as_json: bool = False) -> None:
+    rows = classroom.account_status(target, config)
+    if as_json:
+        print(classroom.as_json(rows))
+        return
+    table = Table(title=f"{config.course_id}: each student's own account ({config.classroom.organizational_unit})",
+                  title_justify="left")
+    for column in ("student", "name", "account", "labs (stack set instance)"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row.student, row.name, row.account, row.environment)
+    console.print(table)
+
+
 def print_status(target: Target, config: LabConfig, as_json: bool = False) -> list[classroom.StudentStatus]:
     rows = classroom.status(target, config)
     if as_json:
@@ -355,7 +369,10 @@ def _coloured(state: str) -> str:
 
 
 def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
-    print_status(_target(args, config), config, args.json)
+    if config.classroom.per_account:
+        print_account_status(_target(args, config), config, args.json)
+    else:
+        print_status(_target(args, config), config, args.json)
     return 0
 
 
@@ -410,7 +427,10 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
     if skipped:
         console.print(f"[yellow]The emulator reported these types created without creating them:[/] "
                       f"{', '.join(skipped)}")
-    print_status(target, config)
+    if config.classroom.per_account:
+        print_account_status(target, config)
+    else:
+        print_status(target, config)
     return 0
 
 

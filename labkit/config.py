@@ -302,6 +302,9 @@ def parse_config(
         students_raw = raw.get("students")
     if not isinstance(students_raw, list) or not students_raw:
         raise fail("students", "must be a non-empty list of student ids (or set classroom.roster)")
+    if classroom.per_account and raw.get("dlami", {}).get("availability_zone") is not None:
+        raise fail("dlami.availability_zone", "zone names map to different zones in each account: leave it unset "
+                   "in account-per-student mode (each account uses its first zone)")
     if classroom.per_account and not roster:
         raise fail("classroom.roster", "missing: account-per-student mode creates each student's account with the "
                    "e-mail address from the roster")

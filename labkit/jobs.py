@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,12 @@ from lab_scripts import access_keys, buckets, class_repository, notebook
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.inventory import Found, physical_ids_by_student, stack_inventory
 from lab_scripts.network_cleanup import clean_vpc
+from lab_scripts.organization import account_clients, stack_instance_states
 from labkit.cdk import ASSEMBLY, CdkError, run_cdk
 from labkit.config import LabConfig
 from labkit.layout import StackUnit
 from labkit.emulator import EMULATOR_ACCOUNT, Endpoint
-from labkit.naming import TAG_COURSE
+from labkit.naming import PLACEHOLDER_STUDENT, TAG_COURSE, CourseNames
 
 Echo = Callable[[str], None]
 ClientFactory = Callable[[str], Any]
@@ -67,6 +68,8 @@ class DestroyResult:
     retained: list[str] = field(default_factory=list)
     # (kind, name) of resources the audit must re-check by name, where a service cannot list them.
     known: list[tuple[str, str]] = field(default_factory=list)
+    # Account-per-student mode: each student account's client factory, so the audit covers those accounts too.
+    student_accounts: dict[str, ClientFactory] = field(default_factory=dict)
     audit: AuditReport = field(default_factory=AuditReport)
 
 
@@ -76,6 +79,7 @@ class _Drain:
     archive_dir: Path | None
     echo: Echo
     result: DestroyResult
+    config: LabConfig | None = None
 
 
 def _stop_notebook(ctx: _Drain, arn: str) -> None:
@@ -125,6 +129,30 @@ def _empty_repository(ctx: _Drain, name: str) -> None:
     ctx.echo(f"ECR {name}: deleted {deleted} image(s)")
 
 
+def _drain_student_accounts(ctx: _Drain, stack_set_id: str) -> None:
+    """Account-per-student mode: in every student's own account, stop the notebook and archive the bucket, before
+    CloudFormation deletes the stack set and with it each account's stack (and bucket)."""
+    config = ctx.config
+    assert config is not None, "destroy passes the course to the drain"
+    name = stack_set_id.split(":", 1)[0]  # a StackSet's physical id is '<name>:<uuid>'
+    accounts = stack_instance_states(ctx.target.clients("cloudformation"), name)
+    ctx.echo(f"{name}: {len(accounts)} student accounts to archive before the stack set is deleted")
+    for account in sorted(accounts):
+        clients = account_clients(ctx.target.clients("sts"), account, region=config.region,
+                                  endpoint_url=ctx.target.env.get("AWS_ENDPOINT_URL"))
+        ctx.result.student_accounts[account] = clients
+        sm = clients("sagemaker")
+        for page in sm.get_paginator("list_notebook_instances").paginate(NameContains=config.course_id):
+            for found in page["NotebookInstances"]:
+                state = notebook.stop(sm, found["NotebookInstanceName"], delay=ctx.target.wait_delay)
+                ctx.echo(f"account {account}: notebook {state.name}: {state.status}")
+        bucket = CourseNames(config.course_id, account, config.region).student(PLACEHOLDER_STUDENT).bucket
+        if bucket in {b["Name"] for b in clients("s3").list_buckets().get("Buckets", [])}:
+            archived = buckets.archive_and_empty(clients("s3"), bucket, ctx.archive_dir)
+            ctx.result.archived.append(archived)
+            ctx.echo(f"account {account}: s3://{bucket}: archived {archived.files} files, emptied")
+
+
 def _pause_guard(ctx: _Drain, rule: str) -> None:
     # The guard must not delete stacks or stop machines while the teardown archives and deletes them.
     ctx.target.clients("events").disable_rule(Name=rule)
@@ -142,6 +170,7 @@ DRAIN: dict[str, Callable[[_Drain, str], None]] = {
     "AWS::EC2::VPC": _remember_vpc,
     "AWS::IAM::User": _delete_access_keys,
     "AWS::ECR::Repository": _empty_repository,
+    "AWS::CloudFormation::StackSet": _drain_student_accounts,
 }
 
 
@@ -363,7 +392,7 @@ def destroy(
     progress: Callable[[str], None] | None = None,
 ) -> DestroyResult:
     result = DestroyResult()
-    ctx = _Drain(target, archive_dir, echo, result)
+    ctx = _Drain(target, archive_dir, echo, result, config)
     deployed: dict[StackUnit, list[dict[str, Any]]] = {}
     for unit in config.stacks(labs):
         resources = _stack_resources(target, unit.stack_name)
@@ -382,6 +411,11 @@ def destroy(
         _delete_stacks(config, config_path, target, list(deployed), result, echo, progress)
     _delete_notebook_logs(target, config)
     result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
+    for account, clients in result.student_accounts.items():
+        # What the stack set's deletion left in a student's account counts as left, as in the class account.
+        own = audit_course(clients, config.course_id, config.names.iam_path)
+        result.audit.leftovers += [replace(item, name=f"{item.name} (account {account})") for item in own.leftovers]
+        result.audit.unchecked += [f"{note} (account {account})" for note in own.unchecked]
     return result
 
 

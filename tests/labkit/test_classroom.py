@@ -142,3 +142,16 @@ def test_account_per_student_course_needs_no_account_capacity(target: Target, tm
     config = roster_config(roster, mode="account-per-student", organizational_unit="ou-ab12-cdef3456")
     assert config.classroom.per_account and config.students == ("ada-lovelace",)
     assert classroom.check_capacity(config, target) == []
+
+
+def test_account_per_student_refuses_a_zone_name(tmp_path: Path) -> None:
+    """Zone names map to different physical zones in each account, so one name cannot fit every student's."""
+    from labkit.config import ConfigError
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("name,email\nAda Lovelace,ada@example.edu\n")
+    raw = course_raw(classroom={"roster": str(roster), "mode": "account-per-student",
+                                "organizational_unit": "ou-ab12-cdef3456"}, dlami={"availability_zone": "us-east-1b"})
+    del raw["students"]
+    with pytest.raises(ConfigError, match=r"^test.toml: dlami.availability_zone: zone names map"):
+        parse_config(raw, source="test.toml", today=TODAY)
