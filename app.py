@@ -31,7 +31,8 @@ def main() -> None:
         if "ValidationFailed" not in str(exc):
             raise
         # The findings were already printed above by the validation report.
-        print("error: cdk-nag AwsSolutions found unacknowledged findings (see validation-report.json)", file=sys.stderr)
+        print("error: validation failed: cdk-nag AwsSolutions or CloudFormation's template checks (findings above, "
+              "and in validation-report.json)", file=sys.stderr)
         sys.exit(1)
 
 

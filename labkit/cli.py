@@ -48,6 +48,12 @@ from labkit.report import print_audit, print_inventory
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
+def _progress() -> Progress:
+    """A progress bar for long work; without a terminal (CI logs) it leaves no trace but the printed lines."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=console, transient=not console.is_terminal)
+
+
 def echo(line: str) -> None:
     """Progress lines from the CDK CLI and jobs: printed verbatim, never parsed as markup."""
     console.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -276,8 +282,7 @@ def stop_all(target: Target, config: LabConfig) -> list[str]:
             waits.append((label, wait))
         except (notebook.NotebookError, instance.InstanceError) as exc:
             failures.append(str(exc))
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=not console.is_terminal) as progress:
+    with _progress() as progress:
         task = progress.add_task("stopping", total=len(waits))
         for label, wait in waits:
             progress.update(task, description=label)
@@ -376,11 +381,6 @@ def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
     return 0
 
 
-def _progress() -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    return Progress(*columns, console=console, transient=not console.is_terminal)
-
-
 def print_plan(config: LabConfig, capacities: list[Capacity], cost: CostEstimate) -> None:
     table = Table(title=f"plan: {len(config.stacks())} stacks for {len(config.students)} students "
                         f"({config.classroom.mode})", title_justify="left")
@@ -421,8 +421,11 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
         def done(construct_id: str) -> None:
             bar.update(task, advance=1, description=f"deployed {construct_id}")
 
-        inventory = deploy(config, Path(args.config), target, list(LABS), echo=bar.console.print,
-                           progress=done, synthesized=True)
+        def relay(line: str) -> None:
+            bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        inventory = deploy(config, Path(args.config), target, list(LABS), echo=relay, progress=done,
+                           synthesized=True)
     skipped = sorted({row.type for found in inventory.values() for row in found if row.state == SKIPPED})
     if skipped:
         console.print(f"[yellow]The emulator reported these types created without creating them:[/] "

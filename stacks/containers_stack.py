@@ -27,9 +27,9 @@ class LabContainersStack(Stack):
             ),
         )
         CfnOutput(self, "GroupName", value=access.group.group_name, description="IAM group of the container users")
-        for student, user in access.users.items():
-            CfnOutput(user, "UserName", value=user.user_name,
-                      description=f"{student}: IAM user (labctl keys issue {student})")
+        # One pattern, not an output per user: CloudFormation allows 200 outputs per stack, fewer than a class.
+        CfnOutput(self, "UserNames", value=config.names.student("<student>").containers_user,
+                  description="students' IAM users (labctl keys issue STUDENT, labctl handout)")
         if access.repository is not None:
             CfnOutput(self, "ClassRepositoryUri", value=access.repository.repository_uri,
                       description="class ECR repository students push to")

@@ -1,5 +1,6 @@
-"""Deploy with the real CDK CLI into the embedded emulator, verify through the services, run the guard, tear
-down, prove empty."""
+"""The whole class with the real CDK CLI in the embedded emulator: every lab deployed in one run, checked through
+the services, used (container keys, image labels), guarded, torn down; nothing left, nothing lost. One deploy
+and one teardown for all labs: each CDK CLI run costs seconds."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 
 import pytest
 
-from lab_scripts import notebook, rekognition, sample_images
+import boto3
+
+from lab_scripts import dlc, notebook, rekognition, sample_images
+from lab_scripts.class_repository import layerless_manifest
 from lab_scripts.guard import run_deployed_guard
 from lab_scripts.inventory import EXISTS, SKIPPED
-from labkit import cli
-from labkit.config import LabConfig
+from labkit import cli, jobs
+from labkit.config import LABS, LabConfig
 from labkit.emulator import Endpoint
 from labkit.jobs import Target, deploy, destroy, lab_physical_ids
 
@@ -22,17 +26,15 @@ pytestmark = pytest.mark.emulator
 STACK_KIND = "AWS::SageMaker::NotebookInstance"
 
 
-def test_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
+def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     target: Target, course: tuple[LabConfig, Path], tmp_path: Path, endpoint: Endpoint,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     config, path = course
     finished: list[str] = []
-    deployed = deploy(config, path, target, ["LabSageMaker", "LabDLAMI", "LabGuard"], echo=lambda line: None,
-                      progress=finished.append)
-    # One notebook stack and one GPU stack per student, the class network once, the guard: each reported done.
-    assert sorted(finished) == sorted(unit.construct_id for unit in config.stacks(["LabSageMaker", "LabDLAMI",
-                                                                                    "LabGuard"]))
+    deployed = deploy(config, path, target, list(LABS), echo=lambda line: None, progress=finished.append)
+    # One notebook stack and one GPU stack per student, each class stack once: each reported done.
+    assert sorted(finished) == sorted(unit.construct_id for unit in config.stacks())
     inventory, dlami_inventory = deployed["LabSageMaker"], deployed["LabDLAMI"]
     states = {(row.type, row.student): row.state for row in inventory + dlami_inventory}
     for student in config.students:
@@ -59,8 +61,11 @@ def test_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     s3.put_object(Bucket=config.names.student("alice").bucket, Key="work/model.py", Body=b"import torch\n")
     s3.put_object(Bucket=config.names.student("alice").bucket, Key="work/model.py", Body=b"import mxnet\n")
 
-    # labctl against the same emulator: status, then a teardown without --yes changes nothing.
+    image, key, outcome = label_an_image(target, config, deployed, tmp_path)
     monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
+    students_use_their_container_keys(target, config, path, deployed, tmp_path, endpoint, monkeypatch, capsys)
+
+    # labctl against the same emulator: status, then a teardown without --yes changes nothing.
     assert cli.main(["--config", str(path), "status", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {row["student"]: row["notebook_state"] for row in rows} == {"alice": "InService", "bob": "InService"}
@@ -81,9 +86,13 @@ def test_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     assert again.actions == []
 
     archive = tmp_path / "archive"
+    keys_gone_before_stacks_are_deleted(target, config, monkeypatch)
     assert cli.main(["--config", str(path), "teardown", "--yes", "--confirm", config.course_id,
                      "--archive", str(archive)]) == 0
     out = capsys.readouterr().out
+    users = {names.containers_user for names in map(config.names.student, config.students)}
+    assert {line.split(":")[0] for line in out.splitlines() if "deleted 1 access key" in line} == users
+    assert f"ECR {config.names.class_repository}: deleted 1 image(s)" in out
     assert "0 resources left" in out and "ml101-guard-schedule: disabled" in out
     assert (archive / config.names.student("alice").bucket / "work" / "model.py").read_bytes() == b"import mxnet\n"
     assert not target.clients("ec2").describe_vpcs(Filters=[{"Name": "vpc-id", "Values": vpcs}])["Vpcs"]
@@ -92,6 +101,7 @@ def test_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     # A stack whose delete was retried after the VPC cleanup drops out of moto's list: absent counts as deleted.
     assert {statuses.get(unit.stack_name, "DELETE_COMPLETE") for unit in config.stacks()} == {"DELETE_COMPLETE"}
     assert statuses[config.names.stack("LabSageMaker", "alice")] == "DELETE_COMPLETE"
+    labels_are_archived_and_gone(target, config, archive, image, key, outcome, out)
 
 
 def notebook_names(target: Target, config: LabConfig) -> list[str]:
@@ -99,17 +109,60 @@ def notebook_names(target: Target, config: LabConfig) -> list[str]:
                                                                       STACK_KIND).values())
 
 
-def test_image_labels_round_trip_leaves_nothing(
-    target: Target, course: tuple[LabConfig, Path], tmp_path: Path
+def students_use_their_container_keys(
+    target: Target, config: LabConfig, path: Path, deployed: dict[str, Any], tmp_path: Path, endpoint: Endpoint,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config, path = course
+    """LabContainers: keys are issued to private files, and alice uses hers as the course tells her to: a profile,
+    a registry login, a push to the class repository. No secret is ever printed."""
+    states = {(row.type, row.student): row.state for row in deployed["LabContainers"]}
+    assert {states[("AWS::IAM::User", student)] for student in config.students} == {EXISTS}
+    assert states[("AWS::ECR::Repository", "-")] == EXISTS
+    assert states[("AWS::IAM::Group", "-")] == SKIPPED  # the emulator has no AWS::IAM::Group
+    keys = tmp_path / "keys"
+    assert cli.main(["--config", str(path), "keys", "issue", "nobody"]) == 2
+    assert cli.main(["--config", str(path), "keys", "issue", "--out", str(keys)]) == 0
+    printed = capsys.readouterr()
+
+    with monkeypatch.context() as student_shell:
+        student_shell.setenv("AWS_SHARED_CREDENTIALS_FILE", str(keys / "alice.credentials"))
+        for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            student_shell.delenv(variable)
+        student = boto3.Session(profile_name=config.course_id, region_name=config.region)
+        secret = student.get_credentials().secret_key
+        assert secret not in printed.out + printed.err
+        ecr: Any = student.client("ecr", endpoint_url=endpoint.url)
+        assert dlc.main(["login", "--region", config.region], client=ecr) == 0
+    assert "--password-stdin 763104351884.dkr.ecr.us-east-1.amazonaws.com" in capsys.readouterr().out
+    ecr.put_image(repositoryName=config.names.class_repository, imageTag="alice-lab1",
+                  imageManifest=layerless_manifest("alice"))
+
+
+def keys_gone_before_stacks_are_deleted(target: Target, config: LabConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS refuses to delete a user with access keys; the emulator does not, so the teardown is checked here."""
+    iam = target.clients("iam")
+    users = [config.names.student(student).containers_user for student in config.students]
+    real_run_cdk = jobs.run_cdk
+
+    def checked(args: list[str], **kwargs: Any) -> None:
+        if args[0] == "destroy":
+            existing = {user["UserName"] for user in iam.list_users()["Users"]}  # a retried destroy: some are gone
+            for user in set(users) & existing:
+                assert iam.list_access_keys(UserName=user)["AccessKeyMetadata"] == []
+        real_run_cdk(args, **kwargs)
+
+    monkeypatch.setattr(jobs, "run_cdk", checked)
+
+
+def label_an_image(target: Target, config: LabConfig, deployed: dict[str, Any], tmp_path: Path
+                   ) -> tuple[Path, str, Any]:
+    """LabRekognition: the upload is labelled by the deployed function's code (run in-process: the emulator cannot
+    run Lambda and ignores the trigger, which the inventory says), and a failed event waits in the queue."""
     names = config.names.rekognition
-    deployed = deploy(config, path, target, ["LabRekognition"], echo=lambda line: None)
     rows = {row.type: row for row in deployed["LabRekognition"]}
     for kind in ("AWS::S3::Bucket", "AWS::Lambda::Function", "AWS::Lambda::Permission", "AWS::SQS::Queue",
                  "AWS::Logs::LogGroup", "AWS::IAM::Role"):
         assert rows[kind].state == EXISTS, rows[kind]
-    # The emulator ignores the trigger; the inventory says so instead of pretending it works.
     assert "NotificationConfiguration" in rows["AWS::S3::Bucket"].ignored
 
     s3 = target.clients("s3")
@@ -121,18 +174,20 @@ def test_image_labels_round_trip_leaves_nothing(
     assert outcome.status == "written"
     assert rekognition.wait_for_result(s3, names.bucket, outcome.result_key, timeout=5)["labels"]
     target.clients("sqs").send_message(QueueUrl=rows["AWS::SQS::Queue"].physical_id, MessageBody="{}")
+    return image, key, outcome
 
-    lines: list[str] = []
-    result = destroy(config, path, target, ["LabRekognition"], archive_dir=tmp_path / "archive", echo=lines.append)
-    assert result.audit.clean, result.audit.leftovers
-    assert f"{names.dead_letter_queue}: 1 failed events are deleted with the queue" in lines
-    archived = tmp_path / "archive" / names.bucket
+
+def labels_are_archived_and_gone(target: Target, config: LabConfig, archive: Path, image: Path, key: str,
+                                 outcome: Any, out: str) -> None:
+    names = config.names.rekognition
+    assert f"{names.dead_letter_queue}: 1 failed events are deleted with the queue" in out
+    archived = archive / names.bucket
     assert (archived / key).read_bytes() == image.read_bytes()
     assert json.loads((archived / outcome.result_key).read_text())["source"]["key"] == key
     assert target.clients("logs").describe_log_groups(logGroupNamePrefix=names.log_group)["logGroups"] == []
     assert target.clients("lambda").list_functions()["Functions"] == []
     assert not target.clients("sqs").list_queues().get("QueueUrls")
-    assert names.bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert names.bucket not in {b["Name"] for b in target.clients("s3").list_buckets()["Buckets"]}
 
 
 def test_bad_course_file_creates_nothing(

@@ -13,21 +13,25 @@ def test_app_synthesizes_with_cloudformation_validation(config: LabConfig) -> No
         unit.stack_name for unit in stack_units(config.names, config.students)}
 
 
+# CloudFormation's limits per template (resources, outputs, parameters).
+LIMITS = {"Resources": 500, "Outputs": 200, "Parameters": 200}
+
+
 def test_largest_allowed_class_fits_cloudformation_stack_limits() -> None:
     """Students' stacks do not grow with the class; class stacks grow per student. Measured from one and two
-    students, the largest class allowed must stay within CloudFormation's 500 resources per stack."""
+    students, the largest class allowed must stay within CloudFormation's limits per stack."""
     from aws_cdk import Stack
     from aws_cdk.assertions import Template
 
     from labkit.config import MAX_STUDENTS
     from tests.conftest import make_config
 
-    def sizes(students: list[str]) -> dict[str, int]:
+    def sizes(students: list[str]) -> dict[tuple[str, str], int]:
         app = new_app(make_config(students=students))
-        return {stack.node.id: len(Template.from_stack(stack).to_json()["Resources"])
-                for stack in app.node.children if isinstance(stack, Stack)}
+        return {(stack.node.id, section): len(Template.from_stack(stack).to_json().get(section, {}))
+                for stack in app.node.children if isinstance(stack, Stack) for section in LIMITS}
 
     one, two = sizes(["s0"]), sizes(["s0", "s1"])
-    for construct_id, fixed in one.items():
-        per_student = two[construct_id] - fixed
-        assert fixed + per_student * (MAX_STUDENTS - 1) <= 500, (construct_id, fixed, per_student)
+    for (construct_id, section), fixed in one.items():
+        per_student = two[construct_id, section] - fixed
+        assert fixed + per_student * (MAX_STUDENTS - 1) <= LIMITS[section], (construct_id, section, per_student)
