@@ -1,4 +1,4 @@
-"""Emulator round-trip: `labkit.jobs.deploy` then `destroy` of all four labs with the real CDK CLI, in a fresh
+"""Emulator round-trip: `labkit.jobs.deploy` then `destroy` of every lab with the real CDK CLI, in a fresh
 embedded emulator per run (moto cannot update stacks, so each run needs a clean one).
 
 Timed apart: starting the emulator and bootstrapping CDK in it (once per emulator, not per deploy), then
@@ -63,7 +63,7 @@ def bench_round_trip(runs: int, quick: bool, workdir: Path) -> list[Section]:
     for _ in range(runs):
         for size in sizes:
             results[size].append(round_trip(size, workdir))
-    section = Section("Emulator round-trip: labkit.jobs deploy + destroy, all four labs, real CDK CLI")
+    section = Section("Emulator round-trip: labkit.jobs deploy + destroy, every lab, real CDK CLI")
     for size, trips in results.items():
         label = f"{size} student{'s' if size > 1 else ''}"
         section.add(Figure(f"{label}: deploy", "s", tuple(t.deploy_s for t in trips)))

@@ -93,7 +93,7 @@ def _variants(sizes: tuple[int, ...], courses: dict[int, Path], quick: bool, wor
         word = _word(validation)
         variants[f"floor-{validation}"] = Run(f"floor: empty App, {word} validation", ("-c", FLOOR),
                                               validation=validation)
-        variants[f"app-1-{validation}"] = Run(f"whole app (4 labs, 1 student), {word} validation", ("app.py",),
+        variants[f"app-1-{validation}"] = Run(f"whole app (every lab, 1 student), {word} validation", ("app.py",),
                                               courses[1], validation)
         for size in sizes[1:]:
             if validation and quick:
