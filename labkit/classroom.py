@@ -18,7 +18,7 @@ from lab_scripts.quotas import Capacity, account_capacity
 from labkit.catalog import DLAMIS
 from labkit.config import LabConfig
 from labkit.jobs import Target, lab_physical_ids
-from labkit.layout import PER_STUDENT_LABS
+from labkit.layout import PER_STUDENT_LABS, STUDENT_ACCOUNT_DIR
 from labkit.naming import PLACEHOLDER_STUDENT, STUDENT_ACCOUNT, STUDENT_ID, CourseNames
 
 DAYS_PER_WEEK = 7
@@ -70,17 +70,24 @@ def _deployed_students(target: Target, config: LabConfig) -> set[str]:
 
 def plan(config: LabConfig, assembly: Path) -> list[PlannedStack]:
     """Each stack of the course with what its synthesized template holds."""
-    rows = []
-    for unit in config.stacks():
-        template = json.loads((assembly / f"{unit.construct_id}.template.json").read_text())
-        kinds: dict[str, int] = {}
-        for resource in template.get("Resources", {}).values():
-            if resource["Type"] != "AWS::CDK::Metadata":
-                kind = resource["Type"].rsplit("::", 1)[-1]
-                kinds[kind] = kinds.get(kind, 0) + 1
-        types = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
-        rows.append(PlannedStack(unit.stack_name, unit.student or "(class)", sum(kinds.values()), types))
+    rows = [_planned(unit.stack_name, unit.student or "(class)", assembly / f"{unit.construct_id}.template.json")
+            for unit in config.stacks()]
+    if config.classroom.per_account:
+        # What the stack set puts in every student's account (LabClassroom writes it beside its own template).
+        rows.append(_planned(config.names.stack(STUDENT_ACCOUNT), "(each account)",
+                             assembly / STUDENT_ACCOUNT_DIR / f"{STUDENT_ACCOUNT}.template.json"))
     return rows
+
+
+def _planned(stack_name: str, student: str, template_path: Path) -> PlannedStack:
+    template = json.loads(template_path.read_text())
+    kinds: dict[str, int] = {}
+    for resource in template.get("Resources", {}).values():
+        if resource["Type"] != "AWS::CDK::Metadata":
+            kind = resource["Type"].rsplit("::", 1)[-1]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    types = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+    return PlannedStack(stack_name, student, sum(kinds.values()), types)
 
 
 def class_cost(config: LabConfig, prices: PriceTable, *, today: dt.date | None = None) -> CostEstimate:

@@ -336,6 +336,9 @@ def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None) -
                   "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User") if _physical_of(resources, kind)}
         held = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items())
         plan.append(f"{name}: delete{f' ({held})' if held else ''}")
+    if config.classroom.per_account:
+        plan.append("each student's account (through OrganizationAccountAccessRole): stop the notebook, archive and "
+                    "empty the bucket, before the stack set deletes the account's labs; audit every account after")
     kept = retained_buckets(target, config) + retained_users(target, config)
     if kept:
         plan.append(f"kept by the guard, no stack left: {', '.join(kept)}: archive (buckets) and delete")

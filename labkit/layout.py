@@ -25,6 +25,8 @@ CLASS_LABS = frozenset({"LabDLAMI", "LabContainers", "LabRekognition", "LabGuard
 # Account-per-student mode: labs without a stack in the class account. Students pull Deep Learning Containers
 # in their own account (the GPU instance role already may), so LabContainers' users and group are not needed.
 OWN_ACCOUNT_LABS = frozenset({"LabContainers"})
+# Where LabClassroom writes the student-account template, inside the cloud assembly.
+STUDENT_ACCOUNT_DIR = "student-account"
 
 
 @dataclass(frozen=True)

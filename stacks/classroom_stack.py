@@ -16,10 +16,10 @@ from constructs import Construct
 
 from infra.class_stacksets import StudentAccountsProps, StudentAccountsStackSet
 from labkit.config import LabConfig
+from labkit.layout import STUDENT_ACCOUNT_DIR
 from labkit.naming import STUDENT_ACCOUNT, TAG_COURSE, TAG_MANAGED_BY
 from stacks.student_account_stack import LabStudentAccountStack
 
-STUDENT_ACCOUNT_DIR = "student-account"
 
 
 class LabClassroomStack(Stack):

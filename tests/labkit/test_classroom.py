@@ -155,3 +155,15 @@ def test_account_per_student_refuses_a_zone_name(tmp_path: Path) -> None:
     del raw["students"]
     with pytest.raises(ConfigError, match=r"^test.toml: dlami.availability_zone: zone names map"):
         parse_config(raw, source="test.toml", today=TODAY)
+
+
+def test_plan_of_an_account_per_student_course_shows_what_each_account_gets(per_account_app: Any,
+                                                                            tmp_path: Path) -> None:
+    from tests.conftest import per_account_config
+
+    assembly = per_account_app.synth().directory
+    rows = {row.stack_name: row for row in classroom.plan(per_account_config(tmp_path, 3), Path(assembly))}
+    assert list(rows) == ["ml101-LabClassroom", "ml101-LabRekognition", "ml101-LabGuard", "ml101-LabStudent"]
+    assert rows["ml101-LabClassroom"].types == "1 StackSet"
+    each = rows["ml101-LabStudent"]
+    assert each.student == "(each account)" and "1 NotebookInstance" in each.types and "1 Instance" in each.types
