@@ -40,8 +40,8 @@ from labkit.catalog import DLAMIS
 from labkit.config import LABS, ConfigError, LabConfig, load_config, to_toml
 from labkit import classroom
 from labkit.cdk import ASSEMBLY
-from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, emulator_target, ensure_bootstrapped,
-                         lab_physical_ids, running_machines, synthesize, teardown_plan)
+from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, dropped_out_stacks, emulator_target,
+                         ensure_bootstrapped, lab_physical_ids, running_machines, synthesize, teardown_plan)
 from labkit.report import print_audit, print_inventory
 
 # Rich falls back to 80 columns without a terminal (CI logs), which folds ARNs into unreadable columns.
@@ -185,12 +185,20 @@ def cmd_deploy(args: argparse.Namespace, config: LabConfig) -> int:
 
 
 def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
+    students = classroom.parse_students(args.student) if args.student else None
     target = _target(args, config)
     labs = _labs(args.labs)
     archive = None if args.no_archive else Path(args.archive) if args.archive else _archive_dir(config)
+    units = config.stacks(labs) + dropped_out_stacks(target, config, labs)
+    if students is not None:
+        units = [unit for unit in units if unit.student in students]
+        if not units:
+            raise UsageError(f"no stack of {', '.join(students)} in {', '.join(labs)} (labctl status shows the "
+                             "class)")
     plan = [
         f"target: {target.label}",
-        f"stop every notebook of {', '.join(labs)} ({len(config.stacks(labs))} stacks)",
+        f"stacks: {', '.join(unit.stack_name for unit in units)}",
+        "stop their notebooks",
         f"archive every lab bucket to {archive}, then empty it" if archive else "empty every lab bucket WITHOUT archive",
         "terminate GPU instances: their volumes are deleted (students keep work in their buckets)",
         "delete the container users' access keys and the class repository's images",
@@ -200,7 +208,7 @@ def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
     if not args.yes:
         console.print("dry run: nothing changed (add --yes to do it)")
         return 0
-    result = destroy(config, Path(args.config), target, labs, archive_dir=archive, echo=echo)
+    result = destroy(config, Path(args.config), target, labs, archive_dir=archive, echo=echo, students=students)
     print_audit(console, result.audit)
     return 0 if result.audit.clean else 1
 
@@ -434,6 +442,10 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
         print_account_status(target, config)
     else:
         print_status(target, config)
+    dropped = sorted({unit.student for unit in dropped_out_stacks(target, config) if unit.student})
+    if dropped:
+        console.print(f"[yellow]still deployed for students no longer in the roster:[/] {', '.join(dropped)}; "
+                      f"`labctl destroy --student {dropped[0]} --yes` archives their work and removes their stacks")
     return 0
 
 
@@ -720,6 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_target(sub.add_parser("destroy", help="archive student data, delete lab stacks, audit (dry run "
                                    "unless --yes)"))
     p.add_argument("labs", nargs="*")
+    p.add_argument("--student", action="append", metavar="ID",
+                   help="only this student's own stacks (repeatable); also a student who left the roster")
     p.add_argument("--yes", action="store_true", help="really do it")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--archive", help="archive folder (default: .labkit/archive/<course>-<time>)")

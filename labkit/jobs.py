@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from lab_scripts.network_cleanup import clean_vpc
 from lab_scripts.organization import account_clients, stack_instance_states
 from labkit.cdk import ASSEMBLY, CdkError, run_cdk
 from labkit.config import LabConfig
-from labkit.layout import StackUnit
+from labkit.layout import LABS, PER_STUDENT_LABS, StackUnit
 from labkit.emulator import EMULATOR_ACCOUNT, Endpoint
 from labkit.naming import PLACEHOLDER_STUDENT, TAG_COURSE, CourseNames
 
@@ -326,7 +326,7 @@ def _remove_retained(ctx: _Drain, config: LabConfig) -> None:
 def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None) -> list[str]:
     """What `labctl teardown` would do, read from what is deployed now; changes nothing."""
     plan = [f"target: {target.label}"]
-    for unit in config.stacks():
+    for unit in config.stacks() + dropped_out_stacks(target, config):
         name = unit.stack_name
         resources = _stack_resources(target, name)
         if resources is None:
@@ -384,6 +384,24 @@ def running_machines(target: Target, config: LabConfig) -> tuple[list[str], list
     return running_notebooks, running_instances
 
 
+def dropped_out_stacks(target: Target, config: LabConfig, labs: Iterable[str] = LABS) -> list[StackUnit]:
+    """Live, course-tagged stacks of students no longer in the course file (they left the class): the app no
+    longer builds them, so `cdk destroy` cannot see them, but their work and machines are still there."""
+    known = {unit.stack_name for unit in config.stacks()}
+    cfn = target.clients("cloudformation")
+    live = [summary["StackName"] for page in cfn.get_paginator("list_stacks").paginate()
+            for summary in page["StackSummaries"] if summary["StackStatus"] != "DELETE_COMPLETE"]
+    dropped = []
+    for lab in (lab for lab in labs if lab in PER_STUDENT_LABS and not config.classroom.per_account):
+        prefix = f"{config.names.stack(lab)}-"
+        for name in sorted(live):
+            if name.startswith(prefix) and name not in known:
+                tags = cfn.describe_stacks(StackName=name)["Stacks"][0].get("Tags", [])
+                if _course_tagged(tags, config):
+                    dropped.append(StackUnit(lab, name.removeprefix(prefix), name))
+    return dropped
+
+
 def destroy(
     config: LabConfig,
     config_path: Path,
@@ -393,11 +411,18 @@ def destroy(
     archive_dir: Path | None,
     echo: Echo = print,
     progress: Callable[[str], None] | None = None,
+    students: Sequence[str] | None = None,
 ) -> DestroyResult:
+    """Archive, then delete the stacks of `labs`; with `students`, only those students' own stacks (also of
+    students who have left the course file). The audit covers what was deleted; stacks that stay are not
+    leftovers."""
     result = DestroyResult()
     ctx = _Drain(target, archive_dir, echo, result, config)
+    units = config.stacks(labs) + dropped_out_stacks(target, config, labs)
+    if students is not None:
+        units = [unit for unit in units if unit.student in students]
     deployed: dict[StackUnit, list[dict[str, Any]]] = {}
-    for unit in config.stacks(labs):
+    for unit in units:
         resources = _stack_resources(target, unit.stack_name)
         if resources is None:
             echo(f"{unit.stack_name}: not deployed")
@@ -409,17 +434,56 @@ def destroy(
         for resources in deployed.values():
             for physical_id in _physical_of(resources, kind):
                 drain(ctx, physical_id)
-    _remove_retained(ctx, config)
-    if deployed:
-        _delete_stacks(config, config_path, target, list(deployed), result, echo, progress)
-    _delete_notebook_logs(target, config)
+    if students is None:
+        _remove_retained(ctx, config)
+    in_app = {unit.stack_name for unit in config.stacks()}
+    # Stacks the app no longer builds go first, through CloudFormation itself: they are students' stacks, which
+    # may import from class stacks deleted next.
+    _delete_dropped([unit for unit in deployed if unit.stack_name not in in_app], target, echo, progress)
+    app_units = [unit for unit in deployed if unit.stack_name in in_app]
+    if app_units:
+        _delete_stacks(config, config_path, target, app_units, result, echo, progress)
+    _delete_notebook_logs(target, config, None if students is None else result.stopped)
     result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
+    if students is not None or set(labs) != set(LABS):
+        _keep_what_stays(target, config, result.audit)
     for account, clients in result.student_accounts.items():
         # What the stack set's deletion left in a student's account counts as left, as in the class account.
         own = audit_course(clients, config.course_id, config.names.iam_path)
         result.audit.leftovers += [replace(item, name=f"{item.name} (account {account})") for item in own.leftovers]
         result.audit.unchecked += [f"{note} (account {account})" for note in own.unchecked]
     return result
+
+
+def _delete_dropped(units: list[StackUnit], target: Target, echo: Echo,
+                    progress: Callable[[str], None] | None) -> None:
+    if not units:
+        return
+    cfn = target.clients("cloudformation")
+    for unit in units:
+        echo(f"{unit.stack_name}: deleting ({unit.student} is no longer in the course file)")
+        cfn.delete_stack(StackName=unit.stack_name)
+    waiter = cfn.get_waiter("stack_delete_complete")
+    for unit in units:
+        waiter.wait(StackName=unit.stack_name, WaiterConfig={"Delay": max(1, target.wait_delay), "MaxAttempts": 120})
+        echo(f"{unit.stack_name}: deleted")
+        if progress:
+            progress(unit.construct_id)
+
+
+def _keep_what_stays(target: Target, config: LabConfig, audit: AuditReport) -> None:
+    """A partial destroy: what the course's remaining stacks hold (and keys of their users, streams of their
+    notebooks) is meant to stay, so only the rest counts as left."""
+    owned = set()
+    for unit in config.stacks():
+        resources = _stack_resources(target, unit.stack_name)
+        if resources is not None:
+            owned.add(unit.stack_name)
+            for row in resources:
+                physical = row.get("PhysicalResourceId", "")
+                owned |= {physical, physical.rsplit("/", 1)[-1], physical.rsplit(":", 1)[-1]}
+    audit.leftovers = [item for item in audit.leftovers
+                       if item.name not in owned and item.name.split("/")[0] not in owned]
 
 
 def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: list[StackUnit],
@@ -444,14 +508,16 @@ def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: 
         _run_stacks("destroy", config, config_path, target, units, echo, progress, allow_expired=True)
 
 
-def _delete_notebook_logs(target: Target, config: LabConfig) -> None:
-    """SageMaker creates notebook log streams outside the stack; they bill for storage until deleted."""
+def _delete_notebook_logs(target: Target, config: LabConfig, notebooks: list[str] | None = None) -> None:
+    """SageMaker creates notebook log streams outside the stack; they bill for storage until deleted. Every
+    stream of the course, or with `notebooks` only theirs (`<notebook>/<source>`)."""
     logs = target.clients("logs")
+    prefixes = [f"{config.course_id}-"] if notebooks is None else [f"{name}/" for name in notebooks]
     try:
-        pages = logs.get_paginator("describe_log_streams").paginate(
-            logGroupName=NOTEBOOK_LOG_GROUP, logStreamNamePrefix=f"{config.course_id}-"
-        )
-        streams = [stream["logStreamName"] for page in pages for stream in page["logStreams"]]
+        streams = [stream["logStreamName"] for prefix in prefixes
+                   for page in logs.get_paginator("describe_log_streams").paginate(
+                       logGroupName=NOTEBOOK_LOG_GROUP, logStreamNamePrefix=prefix)
+                   for stream in page["logStreams"]]
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ResourceNotFoundException":
             return
