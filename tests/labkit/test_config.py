@@ -233,3 +233,18 @@ def test_guard_error_names_the_value_not_the_python_field() -> None:
         make_config(guard={"after_hours": "7pm-7am"})
     assert str(caught.value) == ("test.toml: guard.after_hours: '7pm-7am' must be HH:MM-HH:MM local time "
                                  "(e.g. 20:00-07:00)")
+
+
+def test_to_toml_round_trips_a_roster_course(tmp_path: Path) -> None:
+    """The demo writes its course file with to_toml: the roster (absolute) and the classroom settings survive."""
+    roster = tmp_path / "class.csv"
+    roster.write_text("name,email\nAda Lovelace,ada@example.edu\nAlan Turing,alan@example.edu\n")
+    raw = course_raw(classroom={"roster": "class.csv", "mode": "account-per-student",
+                                "organizational_unit": "ou-ab12-cdef3456", "max_concurrent_percentage": 50})
+    del raw["students"]
+    config = parse_config(raw, source="test.toml", today=TODAY, base_dir=tmp_path)
+    elsewhere = tmp_path / "copy" / "course.toml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(to_toml(config))
+    assert load_config(elsewhere, today=TODAY) == config
+    assert config.students == ("ada-lovelace", "alan-turing") and config.roster[1].name == "Alan Turing"
