@@ -20,7 +20,7 @@ from lab_scripts.inventory import EXISTS, SKIPPED
 from labkit import cli, jobs
 from labkit.config import LABS, LabConfig
 from labkit.emulator import Endpoint
-from labkit.jobs import Target, deploy, destroy, lab_physical_ids
+from labkit.jobs import Target, deploy, lab_physical_ids
 
 pytestmark = pytest.mark.emulator
 STACK_KIND = "AWS::SageMaker::NotebookInstance"

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import stat
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
