@@ -31,8 +31,18 @@ def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     config, path = course
+    monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
+    assert cli.main(["--config", str(path), "provision", "--dry-run"]) == 0
+    planned = capsys.readouterr().out
+    assert f"plan: {len(config.stacks())} stacks for 2 students" in planned and "dry run: nothing deployed" in planned
+    # The dry run bootstraps CDK and creates nothing of the course.
+    assert {stack["StackName"] for stack in target.clients("cloudformation").describe_stacks()["Stacks"]} == {
+        "CDKToolkit"}
+
+    # Deployed from the assembly the dry run synthesized, as provision does after its plan.
     finished: list[str] = []
-    deployed = deploy(config, path, target, list(LABS), echo=lambda line: None, progress=finished.append)
+    deployed = deploy(config, path, target, list(LABS), echo=lambda line: None, progress=finished.append,
+                      synthesized=True)
     # One notebook stack and one GPU stack per student, each class stack once: each reported done.
     assert sorted(finished) == sorted(unit.construct_id for unit in config.stacks())
     inventory, dlami_inventory = deployed["LabSageMaker"], deployed["LabDLAMI"]
@@ -62,7 +72,6 @@ def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     s3.put_object(Bucket=config.names.student("alice").bucket, Key="work/model.py", Body=b"import mxnet\n")
 
     image, key, outcome = label_an_image(target, config, deployed, tmp_path)
-    monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
     students_use_their_container_keys(target, config, path, deployed, tmp_path, endpoint, monkeypatch, capsys)
 
     # labctl against the same emulator: status, then a teardown without --yes changes nothing.
