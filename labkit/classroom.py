@@ -17,7 +17,7 @@ from lab_scripts.organization import stack_instance_states, student_accounts
 from lab_scripts.quotas import Capacity, account_capacity
 from labkit.catalog import DLAMIS
 from labkit.config import LabConfig
-from labkit.jobs import Target, lab_physical_ids
+from labkit.jobs import Target, lab_physical_ids, parallel
 from labkit.layout import PER_STUDENT_LABS, STUDENT_ACCOUNT_DIR
 from labkit.naming import PLACEHOLDER_STUDENT, STUDENT_ACCOUNT, STUDENT_ID, CourseNames
 
@@ -141,8 +141,8 @@ def status(target: Target, config: LabConfig) -> list[StudentStatus]:
     instances = lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
     users = lab_physical_ids(target, config, "LabContainers", "AWS::IAM::User")
     sm, ec2, iam = target.clients("sagemaker"), target.clients("ec2"), target.clients("iam")
-    rows = []
-    for student in config.students:
+
+    def read(student: str) -> StudentStatus:
         row = config.student_row(student)
         name = notebooks[student].rsplit("/", 1)[-1] if student in notebooks else ""
         nb_state = _state(lambda: notebook.status(sm, name).status) if name else "not deployed"
@@ -152,9 +152,10 @@ def status(target: Target, config: LabConfig) -> list[StudentStatus]:
         if student in users:
             active = [k for k in access_keys.list_keys(iam, users[student]) if k.status == "Active"]
             keys = f"{len(active)} active" if active else "none"
-        rows.append(StudentStatus(student, row.name if row else student, name or "-", nb_state, gpu or "-",
-                                  gpu_state, keys))
-    return rows
+        return StudentStatus(student, row.name if row else student, name or "-", nb_state, gpu or "-", gpu_state,
+                             keys)
+
+    return parallel(read, config.students)
 
 
 def _state(read: Any) -> str:
