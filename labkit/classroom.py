@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ def status(target: Target, config: LabConfig) -> list[StudentStatus]:
     return parallel(read, config.students)
 
 
-def _state(read: Any) -> str:
+def _state(read: Callable[[], str]) -> str:
+    """A machine's state, or "gone" when it was deleted behind the stack's back."""
     try:
         return str(read())
     except (notebook.NotebookError, instance.InstanceError):
