@@ -18,13 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lab_scripts import access_keys, instance, notebook
-from lab_scripts.doctor import diagnose
 from lab_scripts.audit import audit_course
 from lab_scripts.buckets import ArchiveError
-from lab_scripts.guard import run_deployed_guard
-from lab_scripts.guard_fn.handler import Report, SettingsError
 from lab_scripts.cost import COLUMNS as COST_COLUMNS
 from lab_scripts.cost import CostEstimate, PriceTable, PricingError, format_lines, refresh_prices
+from lab_scripts.doctor import diagnose
+from lab_scripts.guard import run_deployed_guard
+from lab_scripts.guard_fn.handler import Report, SettingsError
 from lab_scripts.inventory import SKIPPED, physical_ids_by_student
 from lab_scripts.organization import OrganizationError, ensure_student_accounts
 from lab_scripts.quotas import Capacity
