@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -405,9 +406,14 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
     capacities = classroom.check_capacity(config, target)
     ensure_bootstrapped(target, config, Path(args.config), echo)
     synthesize(target, Path(args.config), echo=lambda line: None)
-    print_plan(config, capacities, classroom.class_cost(config, PriceTable.bundled()))
+    cost = classroom.class_cost(config, PriceTable.bundled())
+    print_plan(config, capacities, cost)
     if args.dry_run:
         console.print("dry run: nothing deployed (run without --dry-run to provision)")
+        if getattr(args, "json", False):
+            print(json.dumps({"stacks": json.loads(classroom.as_json(classroom.plan(config, ASSEMBLY))),
+                              "capacity": [dataclasses.asdict(c) for c in capacities],
+                              "cost": cost.to_dict()}, indent=2, default=str))
         return 0
     if config.classroom.per_account:
         org = target.clients("organizations")
@@ -430,10 +436,11 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
     if skipped:
         console.print(f"[yellow]The emulator reported these types created without creating them:[/] "
                       f"{', '.join(skipped)}")
+    as_json = getattr(args, "json", False)
     if config.classroom.per_account:
-        print_account_status(target, config)
+        print_account_status(target, config, as_json)
     else:
-        print_status(target, config)
+        print_status(target, config, as_json)
     dropped = sorted({unit.student for unit in dropped_out_stacks(target, config) if unit.student})
     if dropped:
         console.print(f"[yellow]still deployed for students no longer in the roster:[/] {', '.join(dropped)}; "
@@ -442,7 +449,15 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
 
 
 def cmd_provision(args: argparse.Namespace, config: LabConfig) -> int:
-    return provision(args, config, _target(args, config))
+    target = _target(args, config)
+    if not args.json:
+        return provision(args, config, target)
+    # Scripts read stdout: the plan and progress go to stderr, the JSON (plan on a dry run, else status) to stdout.
+    console.stderr = True
+    try:
+        return provision(args, config, target)
+    finally:
+        console.stderr = False
 
 
 def cmd_handout(args: argparse.Namespace, config: LabConfig) -> int:
@@ -596,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_target(sub.add_parser("provision", help="check the roster against the account, show the plan and "
                                    "cost, deploy every student's stacks in parallel, show their status"))
     p.add_argument("--dry-run", action="store_true", help="check and show the plan; deploy nothing")
+    p.add_argument("--json", action="store_true", help="JSON on stdout (the plan with --dry-run, else each "
+                   "student's status); everything else on stderr")
     with_target(sub.add_parser("status", help="each student's notebook, GPU instance and access keys")).add_argument(
         "--json", action="store_true")
     p = with_target(sub.add_parser("handout", help="a private file per student: notebook, GPU connect command, "

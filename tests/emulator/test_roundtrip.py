@@ -32,9 +32,13 @@ def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
 ) -> None:
     config, path = course
     monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
-    assert cli.main(["--config", str(path), "provision", "--dry-run"]) == 0
-    planned = capsys.readouterr().out
-    assert f"plan: {len(config.stacks())} stacks for 2 students" in planned and "dry run: nothing deployed" in planned
+    assert cli.main(["--config", str(path), "provision", "--dry-run", "--json"]) == 0
+    planned = capsys.readouterr()
+    assert f"plan: {len(config.stacks())} stacks for 2 students" in planned.err
+    plan = json.loads(planned.out)  # stdout holds only the JSON plan, for scripts
+    assert [row["stack_name"] for row in plan["stacks"]] == [unit.stack_name for unit in config.stacks()]
+    assert plan["cost"]["saved_usd"] > 0 and {c["description"].split(" (")[0] for c in plan["capacity"]} >= {
+        "CloudFormation stacks", "IAM users"}
     # The dry run bootstraps CDK and creates nothing of the course.
     assert {stack["StackName"] for stack in target.clients("cloudformation").describe_stacks()["Stacks"]} == {
         "CDKToolkit"}
