@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.lab_bucket import LabBucket
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from lab_scripts.boot_scripts import render_on_start
+from labkit.config import SageMakerSettings
 from labkit.naming import TAG_STUDENT, StudentNames
 
 # SageMaker writes notebook and lifecycle logs here, one stream prefix per notebook.
@@ -22,9 +23,7 @@ NOTEBOOK_LOG_GROUP = "/aws/sagemaker/NotebookInstances"
 class NotebookProps:
     names: StudentNames
     iam_path: str
-    instance_type: str
-    volume_gb: int
-    idle_minutes: int
+    settings: SageMakerSettings
 
 
 class LabNotebook(Construct):
@@ -107,7 +106,7 @@ class LabNotebook(Construct):
             notebook_instance_lifecycle_config_name=names.lifecycle_config,
             on_start=[
                 sagemaker.CfnNotebookInstanceLifecycleConfig.NotebookInstanceLifecycleHookProperty(
-                    content=Fn.base64(render_on_start(props.idle_minutes))
+                    content=Fn.base64(render_on_start(props.settings.idle_minutes))
                 )
             ],
         )
@@ -115,9 +114,9 @@ class LabNotebook(Construct):
             self,
             "Notebook",
             notebook_instance_name=names.notebook,
-            instance_type=props.instance_type,
+            instance_type=props.settings.instance_type,
             role_arn=self.role.role_arn,
-            volume_size_in_gb=props.volume_gb,
+            volume_size_in_gb=props.settings.volume_gb,
             root_access="Disabled",
             direct_internet_access="Enabled",
             lifecycle_config_name=self.lifecycle.attr_notebook_instance_lifecycle_config_name,

@@ -14,18 +14,8 @@ from labkit.config import LabConfig
 class LabSageMakerStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, config: LabConfig, student: str, **kwargs: Any) -> None:
         super().__init__(scope, id_, **kwargs)
-        settings = config.sagemaker
-        lab = LabNotebook(
-            self,
-            "Notebook",
-            props=NotebookProps(
-                names=config.names.student(student),
-                iam_path=config.names.iam_path,
-                instance_type=settings.instance_type,
-                volume_gb=settings.volume_gb,
-                idle_minutes=settings.idle_minutes,
-            ),
-        )
+        lab = LabNotebook(self, "Notebook", props=NotebookProps(
+            names=config.names.student(student), iam_path=config.names.iam_path, settings=config.sagemaker))
         CfnOutput(self, "NotebookName", value=lab.notebook.attr_notebook_instance_name,
                   description=f"{student}: SageMaker notebook instance")
         CfnOutput(self, "BucketName", value=lab.bucket.bucket_name, description=f"{student}: lab bucket")

@@ -28,12 +28,7 @@ class LabStudentAccountStack(Stack):
         names = CourseNames(config.course_id, Aws.ACCOUNT_ID, Aws.REGION)
         student = names.student(PLACEHOLDER_STUDENT)
         notebook = LabNotebook(self, "Notebook", props=NotebookProps(
-            names=student,
-            iam_path=names.iam_path,
-            instance_type=config.sagemaker.instance_type,
-            volume_gb=config.sagemaker.volume_gb,
-            idle_minutes=config.sagemaker.idle_minutes,
-        ))
+            names=student, iam_path=names.iam_path, settings=config.sagemaker))
         settings = config.dlami
         network = ClassNetwork(self, "Network", name=names.vpc, cidr=settings.vpc_cidr,
                                availability_zone=settings.availability_zone)
