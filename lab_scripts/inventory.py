@@ -330,6 +330,12 @@ def _physical_ids(clients: ClientFactory, stack_name: str) -> dict[str, str]:
     }
 
 
+def live_stack_names(cfn: Any) -> list[str]:
+    """Names of the account's stacks that exist (ListStacks also lists those deleted in the last 90 days)."""
+    return [summary["StackName"] for page in cfn.get_paginator("list_stacks").paginate()
+            for summary in page["StackSummaries"] if summary["StackStatus"] != "DELETE_COMPLETE"]
+
+
 def physical_ids_by_student(clients: ClientFactory, stack_name: str, kind: str) -> dict[str, str]:
     """Student id -> physical id of their `kind` resource, read from the deployed template's student tags.
 

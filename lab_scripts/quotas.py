@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from lab_scripts.doctor import vcpu_quota
+from lab_scripts.inventory import live_stack_names
 from labkit.catalog import INSTANCES
 
 # CloudFormation's default stacks-per-account-and-region quota, used when DescribeAccountLimits cannot answer.
@@ -36,18 +37,13 @@ def _fits(limit: float, used: float, per_student: float) -> int:
     return max(0, int((limit - used) // per_student)) if per_student else 10**9
 
 
-def _live_stacks(cfn: Any) -> int:
-    pages = cfn.get_paginator("list_stacks").paginate()
-    return sum(1 for page in pages for stack in page["StackSummaries"] if stack["StackStatus"] != "DELETE_COMPLETE")
-
-
 def stacks(cfn: Any, per_student: int) -> Capacity:
     try:
         limits = {row["Name"]: row["Value"] for row in cfn.describe_account_limits()["AccountLimits"]}
         limit, source = int(limits["StackLimit"]), "quota"
     except UNANSWERED:
         limit, source = DEFAULT_STACK_LIMIT, "default quota"
-    used = _live_stacks(cfn)
+    used = len(live_stack_names(cfn))
     return Capacity(f"CloudFormation stacks ({source} {limit}, {used} in use, {per_student} per student)",
                     _fits(limit, used, per_student))
 

@@ -34,7 +34,8 @@ from labkit.catalog import DLAMIS
 from labkit.cdk import ASSEMBLY, CdkError
 from labkit.config import LABS, ConfigError, LabConfig, load_config
 from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, dropped_out_stacks, emulator_target,
-                         ensure_bootstrapped, lab_physical_ids, running_machines, synthesize, teardown_plan)
+                         ensure_bootstrapped, lab_physical_ids, running_machines, stacks_to_destroy, synthesize,
+                         teardown_plan)
 from labkit.report import print_audit, print_inventory
 
 # Rich falls back to 80 columns without a terminal (CI logs), which folds ARNs into unreadable columns.
@@ -182,12 +183,9 @@ def cmd_destroy(args: argparse.Namespace, config: LabConfig) -> int:
     target = _target(args, config)
     labs = _labs(args.labs)
     archive = None if args.no_archive else Path(args.archive) if args.archive else archive_dir_for(config)
-    units = config.stacks(labs) + dropped_out_stacks(target, config, labs)
-    if students is not None:
-        units = [unit for unit in units if unit.student in students]
-        if not units:
-            raise UsageError(f"no stack of {', '.join(students)} in {', '.join(labs)} (labctl status shows the "
-                             "class)")
+    units = stacks_to_destroy(target, config, labs, students)
+    if students is not None and not units:
+        raise UsageError(f"no stack of {', '.join(students)} in {', '.join(labs)} (labctl status shows the class)")
     plan = [
         f"target: {target.label}",
         f"stacks: {', '.join(unit.stack_name for unit in units)}",

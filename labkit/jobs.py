@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from lab_scripts import access_keys, buckets, class_repository, notebook
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
-from lab_scripts.inventory import Found, physical_ids_by_student, stack_inventory
+from lab_scripts.inventory import Found, live_stack_names, physical_ids_by_student, stack_inventory
 from lab_scripts.network_cleanup import clean_vpc
 from lab_scripts.organization import account_clients, stack_instance_states
 from labkit.cdk import ASSEMBLY, CdkError, run_cdk
@@ -272,10 +272,16 @@ def _physical_of(resources: list[dict[str, Any]], kind: str) -> list[str]:
     return [row["PhysicalResourceId"] for row in resources if row["ResourceType"] == kind]
 
 
+def _live_resources(target: Target, config: LabConfig) -> dict[str, list[dict[str, Any]]]:
+    """Stack name -> resources, for each of the course's stacks that is deployed."""
+    found = {unit.stack_name: _stack_resources(target, unit.stack_name) for unit in config.stacks()}
+    return {name: resources for name, resources in found.items() if resources is not None}
+
+
 def _owned(target: Target, config: LabConfig) -> set[str]:
     """Physical ids of everything the course's live stacks hold."""
-    return {row.get("PhysicalResourceId", "") for unit in config.stacks()
-            for row in _stack_resources(target, unit.stack_name) or []}
+    return {row.get("PhysicalResourceId", "") for resources in _live_resources(target, config).values()
+            for row in resources}
 
 
 def _course_tagged(tags: list[dict[str, str]], config: LabConfig) -> bool:
@@ -327,7 +333,7 @@ def _remove_retained(ctx: _Drain, config: LabConfig) -> None:
 def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None) -> list[str]:
     """What `labctl teardown` would do, read from what is deployed now; changes nothing."""
     plan = [f"target: {target.label}"]
-    for unit in config.stacks() + dropped_out_stacks(target, config):
+    for unit in stacks_to_destroy(target, config):
         name = unit.stack_name
         resources = _stack_resources(target, name)
         if resources is None:
@@ -403,8 +409,7 @@ def dropped_out_stacks(target: Target, config: LabConfig, labs: Iterable[str] = 
     longer builds them, so `cdk destroy` cannot see them, but their work and machines are still there."""
     known = {unit.stack_name for unit in config.stacks()}
     cfn = target.clients("cloudformation")
-    live = [summary["StackName"] for page in cfn.get_paginator("list_stacks").paginate()
-            for summary in page["StackSummaries"] if summary["StackStatus"] != "DELETE_COMPLETE"]
+    live = live_stack_names(cfn)
     dropped = []
     for lab in (lab for lab in labs if lab in PER_STUDENT_LABS and not config.classroom.per_account):
         prefix = f"{config.names.stack(lab)}-"
@@ -414,6 +419,13 @@ def dropped_out_stacks(target: Target, config: LabConfig, labs: Iterable[str] = 
                 if _course_tagged(tags, config):
                     dropped.append(StackUnit(lab, name.removeprefix(prefix), name))
     return dropped
+
+
+def stacks_to_destroy(target: Target, config: LabConfig, labs: Iterable[str] = LABS,
+                      students: Sequence[str] | None = None) -> list[StackUnit]:
+    """The stacks of `labs` (and of students who left the course file); with `students`, only theirs."""
+    units = config.stacks(labs) + dropped_out_stacks(target, config, labs)
+    return units if students is None else [unit for unit in units if unit.student in students]
 
 
 def destroy(
@@ -432,11 +444,8 @@ def destroy(
     leftovers."""
     result = DestroyResult()
     ctx = _Drain(target, archive_dir, echo, result, config)
-    units = config.stacks(labs) + dropped_out_stacks(target, config, labs)
-    if students is not None:
-        units = [unit for unit in units if unit.student in students]
     deployed: dict[StackUnit, list[dict[str, Any]]] = {}
-    for unit in units:
+    for unit in stacks_to_destroy(target, config, labs, students):
         resources = _stack_resources(target, unit.stack_name)
         if resources is None:
             echo(f"{unit.stack_name}: not deployed")
@@ -488,14 +497,12 @@ def _delete_dropped(units: list[StackUnit], target: Target, echo: Echo,
 def _keep_what_stays(target: Target, config: LabConfig, audit: AuditReport) -> None:
     """A partial destroy: what the course's remaining stacks hold (and keys of their users, streams of their
     notebooks) is meant to stay, so only the rest counts as left."""
-    owned = set()
-    for unit in config.stacks():
-        resources = _stack_resources(target, unit.stack_name)
-        if resources is not None:
-            owned.add(unit.stack_name)
-            for row in resources:
-                physical = row.get("PhysicalResourceId", "")
-                owned |= {physical, physical.rsplit("/", 1)[-1], physical.rsplit(":", 1)[-1]}
+    live = _live_resources(target, config)
+    owned = set(live)
+    for resources in live.values():
+        for row in resources:
+            physical = row.get("PhysicalResourceId", "")
+            owned |= {physical, physical.rsplit("/", 1)[-1], physical.rsplit(":", 1)[-1]}
     audit.leftovers = [item for item in audit.leftovers
                        if item.name not in owned and item.name.split("/")[0] not in owned]
 
