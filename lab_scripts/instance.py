@@ -88,7 +88,13 @@ def connect_command(current: InstanceStatus, *, region: str, login_user: str = "
     if current.key_name and current.public_ip:
         key = key_path or f"~/.ssh/{current.key_name}.pem"
         return f"ssh -i {shlex.quote(key) if key_path else key} {login_user}@{current.public_ip}"
-    return f"aws ssm start-session --region {region} --target {current.instance_id}"
+    return session_command(current.instance_id, region=region)
+
+
+def session_command(instance_id: str, *, region: str, profile: str | None = None) -> str:
+    """Session Manager: a shell on the instance with no inbound port open."""
+    return f"aws ssm start-session --region {region} --target {instance_id}" + (f" --profile {profile}" if profile
+                                                                               else "")
 
 
 def main(argv: list[str] | None = None, client: Any = None) -> int:

@@ -236,7 +236,7 @@ def _account_handouts(target: Target, config: LabConfig, students: list[str], ou
                  "## GPU workstation (Deep Learning AMI)", "",
                  f"    aws ec2 describe-instances --filters Name=tag:Name,Values={names.workstation} "
                  f"--query 'Reservations[].Instances[].InstanceId' --region {region} --profile {profile}",
-                 f"    aws ssm start-session --target <instance id> --region {region} --profile {profile}", "",
+                 f"    {instance.session_command('<instance id>', region=region, profile=profile)}", "",
                  f"Both stop themselves when idle ({config.sagemaker.idle_minutes} and {config.dlami.idle_minutes} "
                  "minutes). Keep your work in your bucket: it is archived when the course ends.", ""]
         path = access_keys.write_private(out / f"{student}.md", "\n".join(lines))
@@ -267,7 +267,7 @@ def _handout_lines(config: LabConfig, student: str, profile: str, region: str, n
         lines += ["## GPU workstation (Deep Learning AMI)", "", f"Instance `{gpu}` ({config.dlami.instance_type}); "
                   f"no SSH port is open: connect through Session Manager (as `{login}` with `sudo su - {login}`):",
                   "", f"    aws ec2 start-instances --instance-ids {gpu} --region {region} --profile {profile}",
-                  f"    aws ssm start-session --target {gpu} --region {region} --profile {profile}", "",
+                  f"    {instance.session_command(gpu, region=region, profile=profile)}", "",
                   f"It stops after {config.dlami.idle_minutes} idle minutes. Stop it yourself when you leave.", ""]
     return lines
 
@@ -280,6 +280,10 @@ def parse_students(values: list[str]) -> list[str]:
     return values
 
 
+def as_dicts(rows: list[Any]) -> list[dict[str, Any]]:
+    """Rows (dataclasses) as JSON-ready dicts: paths as strings."""
+    return [{k: str(v) if isinstance(v, Path) else v for k, v in asdict(row).items()} for row in rows]
+
+
 def as_json(rows: list[Any]) -> str:
-    return json.dumps([{k: str(v) if isinstance(v, Path) else v for k, v in asdict(row).items()} for row in rows],
-                      indent=2)
+    return json.dumps(as_dicts(rows), indent=2)

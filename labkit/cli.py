@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import functools
 import json
@@ -372,20 +371,26 @@ def _coloured(state: str) -> str:
     return f"[{colour}]{state}[/]"
 
 
-def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
+def print_class_status(target: Target, config: LabConfig, as_json: bool = False) -> None:
+    """Each student's environments: in this account, or (account-per-student mode) in their own account."""
     if config.classroom.per_account:
-        print_account_status(_target(args, config), config, args.json)
+        print_account_status(target, config, as_json)
     else:
-        print_status(_target(args, config), config, args.json)
+        print_status(target, config, as_json)
+
+
+def cmd_status(args: argparse.Namespace, config: LabConfig) -> int:
+    print_class_status(_target(args, config), config, args.json)
     return 0
 
 
-def print_plan(config: LabConfig, capacities: list[Capacity], cost: CostEstimate) -> None:
+def print_plan(config: LabConfig, stacks: list[classroom.PlannedStack], capacities: list[Capacity],
+               cost: CostEstimate) -> None:
     table = Table(title=f"plan: {len(config.stacks())} stacks for {len(config.students)} students "
                         f"({config.classroom.mode})", title_justify="left")
     for column in ("stack", "student", "resources", "what"):
         table.add_column(column, overflow="fold")
-    for row in classroom.plan(config, ASSEMBLY):
+    for row in stacks:
         table.add_row(row.stack_name, row.student, str(row.resources), row.types)
     console.print(table)
     for capacity in capacities:
@@ -405,12 +410,12 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
     ensure_bootstrapped(target, config, Path(args.config), echo)
     synthesize(target, Path(args.config), echo=lambda line: None)
     cost = classroom.class_cost(config, PriceTable.bundled())
-    print_plan(config, capacities, cost)
+    stacks = classroom.plan(config, ASSEMBLY)
+    print_plan(config, stacks, capacities, cost)
     if args.dry_run:
         console.print("dry run: nothing deployed (run without --dry-run to provision)")
-        if getattr(args, "json", False):
-            print(json.dumps({"stacks": json.loads(classroom.as_json(classroom.plan(config, ASSEMBLY))),
-                              "capacity": [dataclasses.asdict(c) for c in capacities],
+        if args.json:
+            print(json.dumps({"stacks": classroom.as_dicts(stacks), "capacity": classroom.as_dicts(capacities),
                               "cost": cost.to_dict()}, indent=2, default=str))
         return 0
     if config.classroom.per_account:
@@ -434,11 +439,7 @@ def provision(args: argparse.Namespace, config: LabConfig, target: Target) -> in
     if skipped:
         console.print(f"[yellow]The emulator reported these types created without creating them:[/] "
                       f"{', '.join(skipped)}")
-    as_json = getattr(args, "json", False)
-    if config.classroom.per_account:
-        print_account_status(target, config, as_json)
-    else:
-        print_status(target, config, as_json)
+    print_class_status(target, config, args.json)
     dropped = sorted({unit.student for unit in dropped_out_stacks(target, config) if unit.student})
     if dropped:
         console.print(f"[yellow]still deployed for students no longer in the roster:[/] {', '.join(dropped)}; "

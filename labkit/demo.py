@@ -130,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with emulator.Emulator(config.region) as endpoint:
         target = emulator_target(endpoint)
         console.rule(f"1/7 labctl provision: {len(config.students)} students into the {target.label}")
-        provision(argparse.Namespace(config=args.config, dry_run=False), config, target)
+        provision(argparse.Namespace(config=args.config, dry_run=False, json=False), config, target)
 
         console.rule("2/7 labctl handout, then students work: files in their buckets, a container registry login")
         s3 = target.clients("s3")
