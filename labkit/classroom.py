@@ -18,7 +18,7 @@ from lab_scripts.organization import stack_instance_states, student_accounts
 from lab_scripts.quotas import Capacity, account_capacity
 from labkit.catalog import DLAMIS
 from labkit.config import LabConfig
-from labkit.jobs import Target, lab_physical_ids, parallel
+from labkit.jobs import Target, deployed_instances, deployed_notebooks, deployed_users, parallel
 from labkit.layout import PER_STUDENT_LABS, STUDENT_ACCOUNT_DIR
 from labkit.naming import PLACEHOLDER_STUDENT, STUDENT_ACCOUNT, STUDENT_ID, CourseNames
 
@@ -54,7 +54,7 @@ def check_capacity(config: LabConfig, target: Target) -> list[Capacity]:
         target.clients, notebook_type=config.sagemaker.instance_type, gpu_type=config.dlami.instance_type,
         stacks_per_student=per_student, users_per_student=1)
     # Stacks and users the course already has are counted as in use; redeploying them needs no new quota.
-    existing = len(_deployed_students(target, config))
+    existing = len(deployed_notebooks(target, config))
     known = [c for c in capacities if c.students is not None]
     if known:
         tightest = min(known, key=lambda c: c.students or 0)
@@ -63,10 +63,6 @@ def check_capacity(config: LabConfig, target: Target) -> list[Capacity]:
             raise ClassroomError(f"{where(config, fits)} does not fit the account: {tightest.description} holds "
                                  f"{fits} students; request a quota increase or use account-per-student mode")
     return capacities
-
-
-def _deployed_students(target: Target, config: LabConfig) -> set[str]:
-    return set(lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance"))
 
 
 def plan(config: LabConfig, assembly: Path) -> list[PlannedStack]:
@@ -138,14 +134,13 @@ def account_status(target: Target, config: LabConfig) -> list[AccountStatus]:
 
 def status(target: Target, config: LabConfig) -> list[StudentStatus]:
     """Each student's environments as the services report them now."""
-    notebooks = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
-    instances = lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
-    users = lab_physical_ids(target, config, "LabContainers", "AWS::IAM::User")
+    notebooks, instances = deployed_notebooks(target, config), deployed_instances(target, config)
+    users = deployed_users(target, config)
     sm, ec2, iam = target.clients("sagemaker"), target.clients("ec2"), target.clients("iam")
 
     def read(student: str) -> StudentStatus:
         row = config.student_row(student)
-        name = notebooks[student].rsplit("/", 1)[-1] if student in notebooks else ""
+        name = notebooks.get(student, "")
         nb_state = _state(lambda: notebook.status(sm, name).status) if name else "not deployed"
         gpu = instances.get(student, "")
         gpu_state = _state(lambda: instance.status(ec2, gpu).state) if gpu else "not deployed"
@@ -186,9 +181,8 @@ def handouts(target: Target, config: LabConfig, students: list[str], out: Path) 
         raise ClassroomError(f"student {unknown[0]!r} is not in the course")
     if config.classroom.per_account:
         return _account_handouts(target, config, students, out)
-    notebooks = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
-    instances = lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
-    users = lab_physical_ids(target, config, "LabContainers", "AWS::IAM::User")
+    notebooks, instances = deployed_notebooks(target, config), deployed_instances(target, config)
+    users = deployed_users(target, config)
     missing = [s for s in students if s not in users]
     if missing:
         raise ClassroomError(f"{missing[0]} has no IAM user yet: provision the class first (labctl provision)")
@@ -251,7 +245,7 @@ def _handout_lines(config: LabConfig, student: str, profile: str, region: str, n
     lines = [f"# {config.course_id} lab access for {who}", "",
              f"Student id `{student}`, region {region}; the labs end on {config.expires}.", ""]
     if student in notebooks:
-        name = notebooks[student].rsplit("/", 1)[-1]
+        name = notebooks[student]
         url = notebook.status(sm, name).url
         lines += ["## SageMaker notebook", "", f"Notebook `{name}`" + (f" at https://{url}" if url else "") + ".",
                   "Open it with a sign-in link (valid 5 minutes):", "",

@@ -25,16 +25,16 @@ from lab_scripts.cost import CostEstimate, PriceTable, PricingError, format_line
 from lab_scripts.doctor import diagnose
 from lab_scripts.guard import run_deployed_guard
 from lab_scripts.guard_fn.handler import Report, SettingsError
-from lab_scripts.inventory import SKIPPED, physical_ids_by_student
+from lab_scripts.inventory import SKIPPED
 from lab_scripts.organization import OrganizationError, ensure_student_accounts
 from lab_scripts.quotas import Capacity
 from labkit import ROOT, classroom, emulator
 from labkit.catalog import DLAMIS
 from labkit.cdk import ASSEMBLY, CdkError
 from labkit.config import LABS, ConfigError, LabConfig, load_config
-from labkit.jobs import (DestroyResult, Target, aws_target, deploy, destroy, dropped_out_stacks, emulator_target,
-                         ensure_bootstrapped, lab_physical_ids, running_machines, stacks_to_destroy, synthesize,
-                         teardown_plan)
+from labkit.jobs import (DestroyResult, Target, aws_target, deploy, deployed_instances, deployed_notebooks,
+                         deployed_users, destroy, dropped_out_stacks, emulator_target, ensure_bootstrapped,
+                         running_machines, stacks_to_destroy, synthesize, teardown_plan)
 from labkit.report import print_audit, print_inventory
 
 # Rich falls back to 80 columns without a terminal (CI logs), which folds ARNs into unreadable columns.
@@ -93,18 +93,9 @@ def _deployed(found: dict[str, str], student: str, what: str, lab: str) -> str:
     return found[student]
 
 
-def _notebooks(target: Target, config: LabConfig) -> dict[str, str]:
-    """Student -> deployed notebook name, from the deployed stack (the emulator picks its own names)."""
-    arns = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
-    return {student: arn.rsplit("/", 1)[-1] for student, arn in arns.items()}
-
-
-def _instances(target: Target, config: LabConfig) -> dict[str, str]:
-    """Student -> GPU instance id, from the deployed LabDLAMI stack."""
-    return lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
 def _container_users(target: Target, config: LabConfig, student: str | None) -> dict[str, str]:
     """Student -> IAM user of the deployed LabContainers stack: every student's, or the one asked for."""
-    users = physical_ids_by_student(target.clients, config.names.stack("LabContainers"), "AWS::IAM::User")
+    users = deployed_users(target, config)
     if not users:
         raise UsageError("LabContainers is not deployed (labctl deploy LabContainers)")
     if student is not None and student not in users:
@@ -502,7 +493,7 @@ def cmd_cost(args: argparse.Namespace, config: LabConfig) -> int:
 def cmd_notebook(args: argparse.Namespace, config: LabConfig) -> int:
     target = _student_target(args, config)
     sm = target.clients("sagemaker")
-    name = _deployed(_notebooks(target, config), args.student, "notebook", "LabSageMaker")
+    name = _deployed(deployed_notebooks(target, config), args.student, "notebook", "LabSageMaker")
     if args.action == "url":
         console.print(notebook.presigned_url(sm, name))
         return 0
@@ -517,7 +508,7 @@ def cmd_notebook(args: argparse.Namespace, config: LabConfig) -> int:
 
 def cmd_gpu(args: argparse.Namespace, config: LabConfig) -> int:
     target = _student_target(args, config)
-    instance_id = _deployed(_instances(target, config), args.student, "GPU instance", "LabDLAMI")
+    instance_id = _deployed(deployed_instances(target, config), args.student, "GPU instance", "LabDLAMI")
     ec2 = target.clients("ec2")
     if args.action == "connect":
         login = DLAMIS[config.dlami.ami_type].login_user

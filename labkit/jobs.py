@@ -380,18 +380,33 @@ def lab_physical_ids(target: Target, config: LabConfig, lab: str, kind: str) -> 
     return found
 
 
+def deployed_notebooks(target: Target, config: LabConfig) -> dict[str, str]:
+    """Student -> deployed notebook name, from the deployed stacks (the emulator picks its own names)."""
+    arns = lab_physical_ids(target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance")
+    return {student: arn.rsplit("/", 1)[-1] for student, arn in arns.items()}
+
+
+def deployed_instances(target: Target, config: LabConfig) -> dict[str, str]:
+    """Student -> GPU instance id, from the deployed LabDLAMI stacks."""
+    return lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance")
+
+
+def deployed_users(target: Target, config: LabConfig) -> dict[str, str]:
+    """Student -> IAM user name, from the deployed LabContainers stack."""
+    return lab_physical_ids(target, config, "LabContainers", "AWS::IAM::User")
+
+
 def running_machines(target: Target, config: LabConfig) -> tuple[list[str], list[str]]:
     """(notebook names, instance ids) of the course now running: from the deployed stacks and the course tag."""
     sm, ec2 = target.clients("sagemaker"), target.clients("ec2")
-    notebooks = {arn.rsplit("/", 1)[-1] for arn in lab_physical_ids(
-        target, config, "LabSageMaker", "AWS::SageMaker::NotebookInstance").values()}
+    notebooks = set(deployed_notebooks(target, config).values())
     for page in sm.get_paginator("list_notebook_instances").paginate(NameContains=config.course_id):
         for found in page["NotebookInstances"]:
             if _course_tagged(sm.list_tags(ResourceArn=found["NotebookInstanceArn"])["Tags"], config):
                 notebooks.add(found["NotebookInstanceName"])
     running_notebooks = sorted(name for name in notebooks
                                if notebook.status(sm, name).status in notebook.STOPPABLE | {"Stopping"})
-    instances = set(lab_physical_ids(target, config, "LabDLAMI", "AWS::EC2::Instance").values())
+    instances = set(deployed_instances(target, config).values())
     tagged = [{"Name": f"tag:{TAG_COURSE}", "Values": [config.course_id]}]
     for page in ec2.get_paginator("describe_instances").paginate(Filters=tagged):
         instances |= {found["InstanceId"] for reservation in page["Reservations"] for found in reservation["Instances"]}
