@@ -12,7 +12,7 @@ import functools
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,20 +142,6 @@ def _student(row: int, cells: dict[str, str], fail: Callable[[str, str], RosterE
         raise fail("account", f"{_show(account)} must be a 12-digit AWS account id "
                               "(spreadsheets drop leading zeros: format the column as text)")
     return Student(student_id or derived or "", name, email, row, account or None), derived is not None
-
-
-def check_capacity(students: Sequence[Student], limits: Mapping[str, int], *, source: str = "roster") -> None:
-    """Refuse a class that one account's quotas cannot hold, before a deploy stops half-way at the quota."""
-    if not limits:
-        return
-    quota, fits = min(limits.items(), key=lambda item: item[1])
-    fits = max(fits, 0)
-    if len(students) > fits:
-        first = students[fits]
-        raise RosterError(
-            f"{source}: row {first.row}: id: '{first.id}' is student {fits + 1} of {len(students)}, but {quota} "
-            f"fits {fits}; use account-per-student mode (an account column) or ask AWS for a quota increase"
-        )
 
 
 def _fail(source: str, row: int, field: str, message: str) -> RosterError:

@@ -70,6 +70,7 @@ def test_capacity_refusal_names_the_first_student_that_does_not_fit(
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith(f"{roster.resolve()}: row 5: id 's3' does not fit the account: SageMaker ml.t3.medium")
+    assert "account-per-student mode" in message and "quota increase" in message
     assert target.clients("cloudformation").list_stacks()["StackSummaries"] == []
 
 

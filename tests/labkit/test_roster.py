@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from labkit.naming import CourseNames
-from labkit.roster import RosterError, Student, check_capacity, parse_roster, read_roster, student_id_from_name
+from labkit.roster import RosterError, Student, parse_roster, read_roster, student_id_from_name
 from tests.conftest import ROOT
 
 NAMES = CourseNames("ml101", "123456789012", "us-east-1")
@@ -198,22 +198,3 @@ def test_example_roster_parses() -> None:
     students = read_roster(path, names=NAMES, max_students=80)
     assert [s.id for s in students] == ["alice", "bob", "chen"]
     assert [s.email for s in students] == ["alice@example.com", "bob@example.com", "chen@example.com"]
-
-
-def test_check_capacity_passes_when_every_quota_fits() -> None:
-    students = parse_roster(CLASS_OF_81)[:20]
-    check_capacity(students, {"SageMaker ml.t3.medium notebook instances (quota 20)": 20, "GPU vCPUs": 64})
-    check_capacity(students, {})
-    check_capacity((), {"anything": 0})
-
-
-def test_check_capacity_names_the_first_student_past_the_smallest_quota() -> None:
-    students = parse_roster(CLASS_OF_81)[:30]
-    limits = {"G-instance vCPUs (quota 64, 4 per g4dn.xlarge)": 16,
-              "SageMaker ml.t3.medium notebook instances (quota 20)": 20}
-    with pytest.raises(RosterError) as caught:
-        check_capacity(students, limits, source="roster.csv")
-    message = str(caught.value)
-    assert "\n" not in message
-    assert message.startswith("roster.csv: row 18: id: 'student-16' is student 17 of 30, but G-instance vCPUs")
-    assert "account-per-student" in message and "quota increase" in message
