@@ -11,7 +11,7 @@ def main() -> None:
     # Imported here, after gc.disable() below, so that the imports run without cycle collections.
     from aws_cdk import App
 
-    from labkit.config import ConfigError, load_config
+    from course.config import ConfigError, load_config
     from stacks import build_app
 
     app = App()

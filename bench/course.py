@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from labkit import ROOT
-from labkit.config import ACCOUNT_PER_STUDENT, LabConfig, load_config, to_toml
+from course.config import ACCOUNT_PER_STUDENT, LabConfig, load_config, to_toml
 
 # Any OU id will do for synthesis: account-per-student mode targets the OU, it never lists its accounts.
 BENCH_OU = "ou-bench-0123456789"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.course import course_file
 from bench.stats import Figure, Section, timed
-from labkit.config import LABS
+from course.config import LABS
 from labkit.emulator import Emulator
 from labkit.jobs import deploy, destroy, emulator_target, ensure_bootstrapped
 

@@ -18,7 +18,7 @@ from moto import mock_aws
 from bench.stats import Figure, Section, timed
 from lab_scripts import instance, notebook
 from lab_scripts.audit import LAMBDA_LOG_GROUP_PREFIX, NOTEBOOK_LOG_GROUP, audit_course
-from labkit.naming import TAG_COURSE
+from course.naming import TAG_COURSE
 
 COURSE = "ml101"
 IAM_PATH = f"/labkit/{COURSE}/"

@@ -19,7 +19,7 @@ from typing import Any
 from bench.course import cdk_app_env, course_file
 from bench.stats import Figure, Section, ratio, slope, timed
 from labkit import ROOT
-from labkit.config import LABS, MAX_STUDENTS
+from course.config import LABS, MAX_STUDENTS
 
 # The floor: what any CDK app pays before it builds anything.
 FLOOR = "import aws_cdk; aws_cdk.App().synth()"

@@ -49,7 +49,7 @@ def main() -> None:
     from aws_cdk import App
 
     phases.next("import labkit (config, stacks, infra, cdk-nag)")
-    from labkit.config import load_config
+    from course.config import load_config
     from stacks import build_app
 
     phases.next("build the construct tree")

@@ -15,7 +15,7 @@ from aws_cdk import aws_cloudformation as cfn
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from labkit.naming import check
+from course.naming import check
 
 CALL_AS = ("SELF", "DELEGATED_ADMIN")
 # What CloudFormation accepts in DeploymentTargets.OrganizationalUnitIds (an OU, or the root).

@@ -20,9 +20,9 @@ from infra.class_network import ClassNetwork
 from infra.dlc_pull import acknowledge_registry_login, dlc_pull_document
 from infra.nag import acknowledge
 from lab_scripts.boot_scripts import render_gpu_user_data
-from labkit.catalog import DLAMIS
-from labkit.config import DlamiSettings
-from labkit.naming import TAG_STUDENT, CourseNames, StudentNames
+from course.catalog import DLAMIS
+from course.config import DlamiSettings
+from course.naming import TAG_STUDENT, CourseNames, StudentNames
 
 # Session Manager's agent calls; none of them supports resource-level permissions.
 SESSION_MANAGER_ACTIONS = [

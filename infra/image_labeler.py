@@ -20,7 +20,7 @@ from infra.lab_bucket import LabBucket
 from infra.lab_function import ASSET_EXCLUDE, FunctionProps, lab_function
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from lab_scripts.rekognition_fn import handler
-from labkit.naming import RekognitionNames
+from course.naming import RekognitionNames
 
 HANDLER_DIR = Path(handler.__file__).parent
 __all__ = ["ASSET_EXCLUDE", "HANDLER_DIR", "ImageLabeler", "ImageLabelerProps"]

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra.dlc_pull import DLC_PULL_POLICY, PULL_ACTIONS, acknowledge_registry_login, dlc_pull_document
 from infra.student_access import STUDENT_ACCESS_POLICY, student_access_document
-from labkit.naming import TAG_STUDENT, CourseNames
+from course.naming import TAG_STUDENT, CourseNames
 
 CLASS_REPOSITORY_POLICY = "class-repository"
 # docker push checks which layers exist, uploads the missing ones and writes the manifest. No delete:

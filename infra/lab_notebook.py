@@ -12,8 +12,8 @@ from constructs import Construct
 from infra.lab_bucket import LabBucket
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from lab_scripts.boot_scripts import render_on_start
-from labkit.config import SageMakerSettings
-from labkit.naming import TAG_STUDENT, StudentNames
+from course.config import SageMakerSettings
+from course.naming import TAG_STUDENT, StudentNames
 
 # SageMaker writes notebook and lifecycle logs here, one stream prefix per notebook.
 NOTEBOOK_LOG_GROUP = "/aws/sagemaker/NotebookInstances"

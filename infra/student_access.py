@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 from infra.nag import acknowledge, acknowledge_wildcard_resource
-from labkit.naming import TAG_COURSE, TAG_STUDENT, CourseNames
+from course.naming import TAG_COURSE, TAG_STUDENT, CourseNames
 
 STUDENT_ACCESS_POLICY = "student-access"
 # IAM policy variable: the calling user's own student tag, resolved by IAM at request time.

@@ -27,8 +27,8 @@ from constructs import Construct
 from infra.lab_function import FunctionProps, lab_function
 from infra.nag import acknowledge, acknowledge_wildcard_resource
 from lab_scripts.guard_fn import handler
-from labkit.layout import CLASS_LABS, LABS, PER_STUDENT_LABS
-from labkit.naming import TAG_COURSE, CourseNames
+from course.layout import CLASS_LABS, LABS, PER_STUDENT_LABS
+from course.naming import TAG_COURSE, CourseNames
 
 HANDLER_DIR = Path(handler.__file__).parent
 # Long enough to wait for a class's stacks to delete (the handler polls up to 10 minutes); the Lambda maximum.

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lab_scripts import prices
-from labkit.naming import TAG_COURSE
+from course.naming import TAG_COURSE
 
 ClientFactory = Callable[[str], Any]
 

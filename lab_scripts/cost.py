@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lab_scripts import prices as bundled_prices
-from labkit.catalog import INSTANCES
+from course.catalog import INSTANCES
 
 HOURS_PER_WEEK = 168
 # A notebook instance's usage type, e.g. "USE1-Notebk:ml.t3.medium"; Studio and training bill under other names.

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.catalog import INSTANCES, QUOTA_CODES
+from course.catalog import INSTANCES, QUOTA_CODES
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labkit.naming import TAG_STUDENT
+from course.naming import TAG_STUDENT
 
 ClientFactory = Callable[[str], Any]
 

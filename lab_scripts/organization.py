@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from labkit.naming import TAG_COURSE, TAG_STUDENT
+from course.naming import TAG_COURSE, TAG_STUDENT
 
 # The stack set's instance states, from ready to broken: an account reports its worst region.
 _STATE_ORDER = ("CURRENT", "OUTDATED", "INOPERABLE")

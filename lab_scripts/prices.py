@@ -6,7 +6,7 @@ offline and in the emulator. Prices change rarely and by little; the audit says 
 
 from __future__ import annotations
 
-from labkit.catalog import INSTANCES
+from course.catalog import INSTANCES
 
 HOURS_PER_MONTH = 730
 # When this table was written; `lab_scripts.cost.refresh_prices` asks the Price List API for current ones.

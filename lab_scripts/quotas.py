@@ -16,7 +16,7 @@ from botocore.parsers import ResponseParserError
 
 from lab_scripts.doctor import vcpu_quota
 from lab_scripts.inventory import live_stack_names
-from labkit.catalog import INSTANCES
+from course.catalog import INSTANCES
 
 # CloudFormation's default stacks-per-account-and-region quota, used when DescribeAccountLimits cannot answer.
 DEFAULT_STACK_LIMIT = 2000

@@ -16,11 +16,11 @@ from lab_scripts import access_keys, instance, notebook
 from lab_scripts.cost import CostEstimate, PriceTable, estimate
 from lab_scripts.organization import stack_instance_states, student_accounts
 from lab_scripts.quotas import Capacity, account_capacity
-from labkit.catalog import DLAMIS
-from labkit.config import LabConfig
+from course.catalog import DLAMIS
+from course.config import LabConfig
 from labkit.jobs import Target, deployed_instances, deployed_notebooks, deployed_users, parallel
-from labkit.layout import PER_STUDENT_LABS, STUDENT_ACCOUNT_DIR
-from labkit.naming import PLACEHOLDER_STUDENT, STUDENT_ACCOUNT, STUDENT_ID, CourseNames
+from course.layout import PER_STUDENT_LABS, STUDENT_ACCOUNT_DIR
+from course.naming import PLACEHOLDER_STUDENT, STUDENT_ACCOUNT, STUDENT_ID, CourseNames
 
 DAYS_PER_WEEK = 7
 

@@ -29,9 +29,9 @@ from lab_scripts.inventory import SKIPPED
 from lab_scripts.organization import OrganizationError, ensure_student_accounts
 from lab_scripts.quotas import Capacity
 from labkit import ROOT, classroom, emulator
-from labkit.catalog import DLAMIS
+from course.catalog import DLAMIS
 from labkit.cdk import ASSEMBLY, CdkError
-from labkit.config import LABS, ConfigError, LabConfig, load_config
+from course.config import LABS, ConfigError, LabConfig, load_config
 from labkit.jobs import (DestroyResult, Target, aws_target, deploy, deployed_instances, deployed_notebooks,
                          deployed_users, destroy, dropped_out_stacks, emulator_target, ensure_bootstrapped,
                          running_machines, stacks_to_destroy, synthesize, teardown_plan)

@@ -22,7 +22,7 @@ from lab_scripts.guard_fn.handler import STOP_NOTEBOOK, Report
 from labkit import ROOT, classroom, emulator
 from labkit.cli import (UsageError, archive_dir_for, archived_files, console, echo, print_guard_report, print_status,
                         provision, stop_all, teardown)
-from labkit.config import LabConfig, load_config, to_toml
+from course.config import LabConfig, load_config, to_toml
 from labkit.jobs import Target, emulator_target, teardown_plan
 from labkit.report import print_audit
 

@@ -26,7 +26,7 @@ from moto.sagemaker.models import FakeSagemakerNotebookInstance
 from moto.server import main as moto_main
 from moto.ssm.models import Parameter, ssm_backends
 
-from labkit.catalog import DLAMIS
+from course.catalog import DLAMIS
 
 EMULATOR_ACCOUNT = "123456789012"
 

@@ -24,10 +24,10 @@ from lab_scripts.inventory import Found, live_stack_names, physical_ids_by_stude
 from lab_scripts.network_cleanup import clean_vpc
 from lab_scripts.organization import account_clients, stack_instance_states
 from labkit.cdk import ASSEMBLY, CdkError, run_cdk
-from labkit.config import LabConfig
+from course.config import LabConfig
 from labkit.emulator import EMULATOR_ACCOUNT, Endpoint
-from labkit.layout import LABS, PER_STUDENT_LABS, StackUnit
-from labkit.naming import PLACEHOLDER_STUDENT, TAG_COURSE, CourseNames
+from course.layout import LABS, PER_STUDENT_LABS, StackUnit
+from course.naming import PLACEHOLDER_STUDENT, TAG_COURSE, CourseNames
 
 Echo = Callable[[str], None]
 ClientFactory = Callable[[str], Any]

@@ -7,9 +7,9 @@ from typing import Any
 from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from labkit.config import LabConfig
-from labkit.layout import StackUnit
-from labkit.naming import CLASSROOM, TAG_COURSE, TAG_MANAGED_BY, TAG_STUDENT
+from course.config import LabConfig
+from course.layout import StackUnit
+from course.naming import CLASSROOM, TAG_COURSE, TAG_MANAGED_BY, TAG_STUDENT
 from stacks.classroom_stack import LabClassroomStack
 from stacks.containers_stack import LabContainersStack
 from stacks.dlami_stack import LabDlamiStack, LabDlamiStudentStack

@@ -15,9 +15,9 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from infra.class_stacksets import StudentAccountsProps, StudentAccountsStackSet
-from labkit.config import LabConfig
-from labkit.layout import STUDENT_ACCOUNT_DIR
-from labkit.naming import STUDENT_ACCOUNT, TAG_COURSE, TAG_MANAGED_BY
+from course.config import LabConfig
+from course.layout import STUDENT_ACCOUNT_DIR
+from course.naming import STUDENT_ACCOUNT, TAG_COURSE, TAG_MANAGED_BY
 from stacks.student_account_stack import LabStudentAccountStack
 
 

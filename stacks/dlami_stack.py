@@ -9,7 +9,7 @@ from constructs import Construct
 
 from infra.class_network import ClassNetwork
 from infra.gpu_workstations import GpuClass, GpuWorkstation, WorkstationProps
-from labkit.config import LabConfig
+from course.config import LabConfig
 
 
 class LabDlamiStack(Stack):

@@ -9,7 +9,7 @@ from constructs import Construct
 
 from infra.teardown_guard import GuardProps, TeardownGuard
 from lab_scripts.guard_fn.handler import Settings
-from labkit.config import LabConfig
+from course.config import LabConfig
 
 
 class LabGuardStack(Stack):

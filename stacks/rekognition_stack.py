@@ -9,7 +9,7 @@ from constructs import Construct
 
 from infra.image_labeler import ImageLabeler, ImageLabelerProps
 from lab_scripts.rekognition_fn.handler import Settings
-from labkit.config import LabConfig
+from course.config import LabConfig
 
 
 class LabRekognitionStack(Stack):

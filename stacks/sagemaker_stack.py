@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.lab_notebook import LabNotebook, NotebookProps
-from labkit.config import LabConfig
+from course.config import LabConfig
 
 
 class LabSageMakerStack(Stack):

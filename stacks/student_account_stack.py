@@ -15,8 +15,8 @@ from constructs import Construct
 from infra.class_network import ClassNetwork
 from infra.gpu_workstations import GpuClass, GpuWorkstation, WorkstationProps
 from infra.lab_notebook import LabNotebook, NotebookProps
-from labkit.config import LabConfig
-from labkit.naming import PLACEHOLDER_STUDENT, CourseNames
+from course.config import LabConfig
+from course.naming import PLACEHOLDER_STUDENT, CourseNames
 
 
 class LabStudentAccountStack(Stack):

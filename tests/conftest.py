@@ -13,7 +13,7 @@ from unittest import mock
 
 import pytest
 
-from labkit.config import LabConfig, parse_config
+from course.config import LabConfig, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 25)

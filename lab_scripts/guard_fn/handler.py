@@ -32,7 +32,7 @@ logger.setLevel(logging.INFO)
 
 ClientFactory = Callable[[str], Any]
 
-# Same values as labkit.naming.TAG_COURSE and lab_scripts.audit.NOTEBOOK_LOG_GROUP (a test keeps them equal).
+# Same values as course.naming.TAG_COURSE and lab_scripts.audit.NOTEBOOK_LOG_GROUP (a test keeps them equal).
 TAG_COURSE = "labkit:course"
 NOTEBOOK_LOG_GROUP = "/aws/sagemaker/NotebookInstances"
 THROTTLING = frozenset({

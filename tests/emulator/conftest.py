@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.config import LabConfig, to_toml
+from course.config import LabConfig, to_toml
 from labkit.emulator import Emulator, Endpoint
 from labkit.jobs import Target, emulator_target
 from tests.conftest import make_config

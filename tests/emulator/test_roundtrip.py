@@ -18,7 +18,7 @@ from lab_scripts.class_repository import layerless_manifest
 from lab_scripts.guard import run_deployed_guard
 from lab_scripts.inventory import EXISTS, SKIPPED
 from labkit import cli, jobs
-from labkit.config import LABS, LabConfig
+from course.config import LABS, LabConfig
 from labkit.emulator import Endpoint
 from labkit.jobs import Target, deploy, lab_physical_ids
 

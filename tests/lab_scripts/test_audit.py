@@ -10,7 +10,7 @@ import pytest
 
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, audit_course
 from lab_scripts.class_repository import layerless_manifest
-from labkit.naming import TAG_COURSE
+from course.naming import TAG_COURSE
 from tests.lab_scripts.conftest import create_notebook
 
 PATH = "/labkit/ml101/"

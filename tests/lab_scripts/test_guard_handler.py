@@ -453,7 +453,7 @@ def test_clock_must_carry_a_time_zone(aws: Any) -> None:
 
 def test_shared_constants_agree_with_labkit() -> None:
     from lab_scripts.audit import NOTEBOOK_LOG_GROUP
-    from labkit.naming import TAG_COURSE
+    from course.naming import TAG_COURSE
 
     assert (handler.TAG_COURSE, handler.NOTEBOOK_LOG_GROUP) == (TAG_COURSE, NOTEBOOK_LOG_GROUP)
 

@@ -14,7 +14,7 @@ from lab_scripts.organization import (
     remove_stack_instances,
     stack_instance_states,
 )
-from labkit.naming import TAG_COURSE, TAG_STUDENT
+from course.naming import TAG_COURSE, TAG_STUDENT
 
 STUDENTS = [("alice", "alice@example.com", None), ("bob", "bob@example.com", None), ("carol", "carol@example.com", None)]
 TEMPLATE = json.dumps({"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}})

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from labkit import cli
-from labkit.config import LabConfig, to_toml
+from course.config import LabConfig, to_toml
 from labkit.jobs import Target
 from tests.conftest import make_config
 from tests.lab_scripts.conftest import aws, emulator_tags  # noqa: F401 - re-exported fixtures

@@ -13,7 +13,7 @@ from aws_cdk import App
 
 from lab_scripts.organization import account_clients, ensure_ou, ensure_student_accounts
 from labkit.jobs import DRAIN, DestroyResult, Target, _Drain
-from labkit.naming import PLACEHOLDER_STUDENT, CourseNames
+from course.naming import PLACEHOLDER_STUDENT, CourseNames
 from tests.conftest import per_account_config
 
 
@@ -77,7 +77,7 @@ def test_the_class_account_never_sees_the_students_buckets(aws: Any, student_acc
 
 
 def ada_and_alan(tmp_path: Path) -> Any:
-    from labkit.config import parse_config
+    from course.config import parse_config
     from tests.conftest import OU, TODAY, course_raw
 
     roster = tmp_path / "class.csv"

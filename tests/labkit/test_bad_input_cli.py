@@ -9,7 +9,7 @@ import pytest
 
 from lab_scripts.quotas import Capacity
 from labkit import classroom, cli
-from labkit.config import LabConfig
+from course.config import LabConfig
 from labkit.jobs import Target
 
 

@@ -15,7 +15,7 @@ from lab_scripts.cost import PriceTable
 from lab_scripts.quotas import Capacity
 from labkit import classroom
 from labkit.classroom import ClassroomError
-from labkit.config import LabConfig, load_config, parse_config
+from course.config import LabConfig, load_config, parse_config
 from labkit.jobs import Target
 from tests.conftest import ROOT, TODAY, course_raw, make_config
 from tests.lab_scripts.conftest import create_lab_stack
@@ -147,7 +147,7 @@ def test_account_per_student_course_needs_no_account_capacity(target: Target, tm
 
 def test_account_per_student_refuses_a_zone_name(tmp_path: Path) -> None:
     """Zone names map to different physical zones in each account, so one name cannot fit every student's."""
-    from labkit.config import ConfigError
+    from course.config import ConfigError
 
     roster = tmp_path / "roster.csv"
     roster.write_text("name,email\nAda Lovelace,ada@example.edu\n")

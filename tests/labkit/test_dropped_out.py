@@ -11,7 +11,7 @@ from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
 from labkit import cli
-from labkit.config import LabConfig
+from course.config import LabConfig
 from labkit.jobs import Target, destroy, dropped_out_stacks
 from tests.conftest import make_config, new_app
 from tests.lab_scripts.conftest import create_lab_stack

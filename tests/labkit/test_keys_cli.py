@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from labkit import cli
-from labkit.config import LabConfig, to_toml
+from course.config import LabConfig, to_toml
 from labkit.jobs import Target
 from tests.lab_scripts.conftest import create_lab_stack
 

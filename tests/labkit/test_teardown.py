@@ -13,7 +13,7 @@ from aws_cdk.assertions import Template
 from lab_scripts import prices
 from lab_scripts.guard_fn.handler import Policy, Settings
 from labkit import cli
-from labkit.config import GUARDED_LABS, LabConfig
+from course.config import GUARDED_LABS, LabConfig
 from labkit.jobs import DestroyResult, Target, _Drain, _remove_retained, running_machines
 from tests.lab_scripts.conftest import create_lab_stack
 

@@ -13,7 +13,7 @@ from aws_cdk import App, Stack, Stage, Token
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from labkit.layout import STUDENT_ACCOUNT_DIR
+from course.layout import STUDENT_ACCOUNT_DIR
 from stacks.classroom_stack import LabClassroomStack
 from tests.conftest import OU, cdk_context, new_app, per_account_config, student_account
 

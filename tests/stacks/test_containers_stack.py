@@ -12,8 +12,8 @@ from aws_cdk.assertions import Template
 
 from infra.lab_containers import ContainerAccess, ContainersProps
 from lab_scripts.dlc import REPOSITORIES, registry_account
-from labkit.config import LabConfig
-from labkit.naming import TAG_COURSE, TAG_STUDENT
+from course.config import LabConfig
+from course.naming import TAG_COURSE, TAG_STUDENT
 
 USER = "AWS::IAM::User"
 GROUP = "AWS::IAM::Group"

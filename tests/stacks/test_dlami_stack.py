@@ -9,9 +9,9 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.gpu_workstations import SESSION_MANAGER_ACTIONS
-from labkit.catalog import DLAMIS
-from labkit.config import LabConfig
-from labkit.naming import TAG_COURSE, TAG_STUDENT
+from course.catalog import DLAMIS
+from course.config import LabConfig
+from course.naming import TAG_COURSE, TAG_STUDENT
 from tests.conftest import lab_template, make_config, new_app
 
 

@@ -12,8 +12,8 @@ from aws_cdk.assertions import Template
 
 from infra.teardown_guard import BUDGET_ALERTS, DELETE_PERMISSIONS, UNSCOPED
 from lab_scripts.guard_fn.handler import Settings
-from labkit.config import GUARDED_LABS, LabConfig
-from labkit.naming import TAG_COURSE
+from course.config import GUARDED_LABS, LabConfig
+from course.naming import TAG_COURSE
 from tests.conftest import cdk_context, make_config
 
 TAG_CONDITION = {"StringEquals": {f"aws:ResourceTag/{TAG_COURSE}": "ml101"}}

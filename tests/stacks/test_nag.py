@@ -47,7 +47,7 @@ def test_each_labeler_acknowledgment_covers_a_real_finding(monkeypatch: pytest.M
     """Without its acknowledgments the labeler shows exactly the findings they name: none is stale or too broad."""
     from infra import image_labeler, lab_bucket, nag
     from lab_scripts.rekognition_fn.handler import FEATURES, Analysis, Settings
-    from labkit.naming import RekognitionNames
+    from course.naming import RekognitionNames
 
     named: list[str] = []
     for module in (image_labeler, lab_bucket, nag):
@@ -65,7 +65,7 @@ def test_each_guard_acknowledgment_covers_a_real_finding(monkeypatch: pytest.Mon
     """Without its acknowledgments the guard shows exactly the findings they name, each once per policy."""
     from infra import nag, teardown_guard
     from lab_scripts.guard_fn.handler import Settings
-    from labkit.config import GUARDED_LABS
+    from course.config import GUARDED_LABS
     from tests.conftest import make_config
 
     named: list[tuple[str, str]] = []

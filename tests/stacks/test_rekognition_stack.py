@@ -13,8 +13,8 @@ from aws_cdk.assertions import Match, Template
 from infra import image_labeler
 from infra.image_labeler import ImageLabeler, ImageLabelerProps
 from lab_scripts.rekognition_fn.handler import FEATURES, Analysis, Settings
-from labkit.config import LabConfig
-from labkit.naming import TAG_COURSE, RekognitionNames
+from course.config import LabConfig
+from course.naming import TAG_COURSE, RekognitionNames
 from tests.conftest import cdk_context
 
 NAMES = RekognitionNames("ml101", "123456789012", "us-east-1")

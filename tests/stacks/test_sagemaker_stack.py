@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from labkit.config import LabConfig
-from labkit.naming import TAG_COURSE, TAG_STUDENT
+from course.config import LabConfig
+from course.naming import TAG_COURSE, TAG_STUDENT
 from tests.conftest import lab_template
 
 

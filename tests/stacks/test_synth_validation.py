@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from labkit.config import LabConfig
-from labkit.layout import stack_units
+from course.config import LabConfig
+from course.layout import stack_units
 from tests.conftest import new_app
 
 
@@ -23,7 +23,7 @@ def test_largest_allowed_class_fits_cloudformation_stack_limits() -> None:
     from aws_cdk import Stack
     from aws_cdk.assertions import Template
 
-    from labkit.config import MAX_STUDENTS
+    from course.config import MAX_STUDENTS
     from tests.conftest import make_config
 
     def sizes(students: list[str]) -> dict[tuple[str, str], int]:

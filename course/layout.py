@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from labkit.naming import CLASSROOM, CourseNames
+from course.naming import CLASSROOM, CourseNames
 
 LABS = ["LabSageMaker", "LabDLAMI", "LabContainers", "LabRekognition", "LabGuard"]
 # Labs with a stack per student, `<lab>-<student>`.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labkit.config import GUARDED_LABS, LabConfig
-from labkit.layout import CLASSROOM, LABS, StackUnit, lab_stack_names, stack_units
-from labkit.naming import CourseNames
+from course.config import GUARDED_LABS, LabConfig
+from course.layout import CLASSROOM, LABS, StackUnit, lab_stack_names, stack_units
+from course.naming import CourseNames
 from tests.conftest import per_account_config
 
 NAMES = CourseNames("ml101", "123456789012", "us-east-1")

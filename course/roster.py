@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.naming import EMAIL, STUDENT_ID, AwsNameError, CourseNames
+from course.naming import EMAIL, STUDENT_ID, AwsNameError, CourseNames
 
 # Header spellings seen in real exports, after lowercasing, `_` -> space and whitespace collapsing.
 # Columns not listed here are ignored: spreadsheets add their own (notes, group, grade, ...).

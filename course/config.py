@@ -18,11 +18,11 @@ from typing import Any
 from lab_scripts.dlc import DLC_REGISTRIES
 from lab_scripts.guard_fn.handler import Policy, SettingsError
 from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
-from labkit.catalog import DLAMIS, INSTANCES, incompatibility
-from labkit.layout import LABS, PER_STUDENT_LABS, StackUnit, lab_stack_names, stack_units
-from labkit.naming import (CLASSROOM, COURSE_ID, EMAIL, PLACEHOLDER_STUDENT, STUDENT_ID, AwsNameError, CourseNames,
+from course.catalog import DLAMIS, INSTANCES, incompatibility
+from course.layout import LABS, PER_STUDENT_LABS, StackUnit, lab_stack_names, stack_units
+from course.naming import (CLASSROOM, COURSE_ID, EMAIL, PLACEHOLDER_STUDENT, STUDENT_ID, AwsNameError, CourseNames,
                            check)
-from labkit.roster import RosterError, Student, read_roster
+from course.roster import RosterError, Student, read_roster
 
 # The stacks LabGuard may delete when the course ends: every lab but itself (it reports, and teardown removes it).
 GUARDED_LABS = [lab for lab in LABS if lab != "LabGuard"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.naming import AwsNameError, CourseNames, check
+from course.naming import AwsNameError, CourseNames, check
 
 
 def test_names_are_derived_from_course_student_account_region() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from labkit.config import ConfigError, load_config, parse_config, to_toml
+from course.config import ConfigError, load_config, parse_config, to_toml
 from tests.conftest import ROOT, TODAY, course_raw, make_config
 
 BAD: list[tuple[dict[str, Any], str]] = [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit.naming import CourseNames
-from labkit.roster import RosterError, Student, parse_roster, read_roster, student_id_from_name
+from course.naming import CourseNames
+from course.roster import RosterError, Student, parse_roster, read_roster, student_id_from_name
 from tests.conftest import ROOT
 
 NAMES = CourseNames("ml101", "123456789012", "us-east-1")
