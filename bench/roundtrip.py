@@ -1,4 +1,4 @@
-"""Emulator round-trip: `labkit.jobs.deploy` then `destroy` of every lab with the real CDK CLI, in a fresh
+"""Emulator round-trip: `labkit.ops.stacks.deploy` then `destroy` of every lab with the real CDK CLI, in a fresh
 embedded emulator per run (moto cannot update stacks, so each run needs a clean one).
 
 Timed apart: starting the emulator and bootstrapping CDK in it (once per emulator, not per deploy), then
@@ -16,7 +16,9 @@ from bench.course import course_file
 from bench.stats import Figure, Section, timed
 from course.config import LABS
 from labkit.emulator import Emulator
-from labkit.jobs import deploy, destroy, emulator_target, ensure_bootstrapped
+from labkit.ops.stacks import deploy, ensure_bootstrapped
+from labkit.ops.teardown import destroy
+from labkit.target import emulator_target
 
 SIZES = (1, 30)
 QUICK_SIZES = (1,)
@@ -35,21 +37,16 @@ class RoundTrip:
     resources: int
 
 
-def _quiet(line: str) -> None:
-    """The CDK CLI's progress lines are not what is measured."""
-
-
 def round_trip(students: int, workdir: Path) -> RoundTrip:
     config, path = course_file(students, workdir)
     emulator = Emulator(config.region)
     start_s, endpoint = timed(emulator.start)
     try:
         target = emulator_target(endpoint)
-        bootstrap_s, _ = timed(lambda: ensure_bootstrapped(target, config, path, _quiet))
-        deploy_s, deployed = timed(lambda: deploy(config, path, target, list(LABS), echo=_quiet))
+        bootstrap_s, _ = timed(lambda: ensure_bootstrapped(target, config, path))
+        deploy_s, deployed = timed(lambda: deploy(config, path, target, list(LABS)))
         with tempfile.TemporaryDirectory(prefix="labkit-bench-archive-") as archive:
-            destroy_s, result = timed(lambda: destroy(config, path, target, list(LABS), archive_dir=Path(archive),
-                                                      echo=_quiet))
+            destroy_s, result = timed(lambda: destroy(config, path, target, list(LABS), archive_dir=Path(archive)))
     finally:
         emulator.stop()
     if not result.audit.clean:

@@ -14,17 +14,22 @@ import time
 from pathlib import Path
 
 import boto3
+from rich.text import Text
 
+from course.config import LabConfig, load_config, to_toml
 from lab_scripts import class_repository, dlc, rekognition, sample_images
 from lab_scripts.buckets import ArchiveError
-from lab_scripts.guard import run_deployed_guard
 from lab_scripts.guard_fn.handler import STOP_NOTEBOOK, Report
-from labkit import ROOT, classroom, emulator
-from labkit.cli import (UsageError, archive_dir_for, archived_files, console, echo, print_guard_report, print_status,
-                        provision, stop_all, teardown)
-from course.config import LabConfig, load_config, to_toml
-from labkit.jobs import Target, emulator_target, teardown_plan
-from labkit.report import print_audit
+from labkit import ROOT, emulator
+from labkit.ops import guard as guard_ops
+from labkit.ops import handouts as handout_ops
+from labkit.ops import machines, status as status_ops
+from labkit.ops.errors import RefusedError
+from labkit.ops.provision import prepare, provision
+from labkit.ops.teardown import archive_dir_for, teardown, teardown_plan
+from labkit.render import LiveView, console, line, print_audit, print_guard_report, print_plan, print_status, \
+    print_teardown_plan
+from labkit.target import Target, emulator_target
 
 DEMO_COURSE_DAYS = 7
 
@@ -44,26 +49,25 @@ def demo_image_labels(target: Target, config: LabConfig, workdir: Path) -> dict[
     """Upload images, run the labelling handler in-process, show the results; returns bucket/key -> SHA-256."""
     names = config.names.rekognition
     s3 = target.clients("s3")
-    console.print(
-        "[yellow]The emulator stores the function but cannot run Lambda (no Docker), and it ignores the bucket's "
-        "trigger configuration. So each upload's S3 event is built here, and the same handler code runs "
-        "in-process with the deployed function's environment, against the emulator's S3 and Rekognition.[/]"
-    )
+    console.print(Text(
+        "The emulator cannot run Lambda and ignores the bucket's trigger, so each upload's S3 event is built here "
+        "and the function's handler runs in-process with its deployed environment. The emulator's Rekognition is "
+        "canned: it returns the same labels for every image.", style="yellow"))
     skipped = [name for name in config.rekognition.features if name not in EMULATOR_FEATURES]
     if skipped:
-        console.print(f"[yellow]The emulator does not implement these features; they are left out here:[/] "
-                      f"{', '.join(skipped)}")
+        console.print(line(("The emulator does not implement these features; they are left out here: ", "yellow"),
+                           ", ".join(skipped)))
     for name, data in DEMO_IMAGES.items():
         path = workdir / name
         path.write_bytes(data)
         key, etag, size = rekognition.upload(s3, names.bucket, path)
         event = rekognition.s3_put_event(names.bucket, key, etag, size)
         outcome, = rekognition.run_deployed_handler(target.clients, names.function, event, features=EMULATOR_FEATURES)
-        result = rekognition.wait_for_result(s3, names.bucket, outcome.result_key, timeout=10, progress=echo)
-        console.print(f"s3://{names.bucket}/{key} -> {outcome.status} {outcome.result_key} (in-process handler)")
-        console.print(rekognition.format_table(result), markup=False, highlight=False)
+        result = rekognition.wait_for_result(s3, names.bucket, outcome.result_key, timeout=10)
+        console.print(Text(f"s3://{names.bucket}/{key} -> {outcome.status} {outcome.result_key} (canned labels):"))
+        console.print(Text(rekognition.format_table(result)))
         again, = rekognition.run_deployed_handler(target.clients, names.function, event, features=EMULATOR_FEATURES)
-        console.print(f"same event delivered again -> {again.status}: {again.detail}")
+        console.print(Text(f"same event delivered again -> {again.status}: {again.detail}"))
     return {
         f"{names.bucket}/{obj['Key']}": hashlib.sha256(
             s3.get_object(Bucket=names.bucket, Key=obj["Key"])["Body"].read()).hexdigest()
@@ -73,18 +77,15 @@ def demo_guard(target: Target, config: LabConfig) -> Report:
     """Run the guard's handler in-process, its clock set just past the idle limit after the deploy."""
     idle = config.guard.policy.idle_minutes
     at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=idle + 1)
-    console.print(
-        "[yellow]The emulator stores the guard function but cannot run Lambda (no Docker), and EventBridge "
-        "schedules do not fire there. So the same handler code runs in-process with the deployed function's "
-        f"environment, against the emulator, with its clock set to {at:%H:%M} UTC ({idle + 1} min from now): "
-        "nobody has used the notebooks since the deploy.[/]"
-    )
-    report = run_deployed_guard(target.clients, config.names.guard.function, now=at,
-                                poll_seconds=target.wait_delay)
+    console.print(Text(
+        "The emulator cannot run Lambda and its EventBridge schedules do not fire, so the guard's handler runs "
+        f"in-process with its deployed environment, its clock set to {at:%H:%M} UTC ({idle + 1} min from now): "
+        "nobody has used the notebooks since the deploy.", style="yellow"))
+    report = guard_ops.guard_run(target, config, now=at)
     print_guard_report(report)
     stopped = [action.target for action in report.of("done") if action.kind == STOP_NOTEBOOK]
-    console.print(f"the guard stopped {len(stopped)} idle notebook(s); the GPU instances have no CPU metrics in the "
-                  "emulator, so the guard cannot call them idle and leaves them to stop-all")
+    console.print(Text(f"the guard stopped {len(stopped)} idle notebook(s); the GPU instances have no CPU metrics in "
+                       "the emulator, so the guard cannot call them idle and leaves them to stop-all"))
     return report
 
 
@@ -98,16 +99,16 @@ def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabCon
     ecr = boto3.Session(aws_access_key_id=profile["aws_access_key_id"],
                         aws_secret_access_key=profile["aws_secret_access_key"],
                         region_name=config.region).client("ecr", endpoint_url=endpoint.url)
-    echo(f"{student}$ {dlc.login_command(ecr, config.region)}")
+    console.print(Text(f"{student}$ {dlc.login_command(ecr, config.region)}"))
     if config.containers.class_repository:
         # What `docker push` leaves in the class repository, so destroy has images to remove.
         ecr.put_image(repositoryName=config.names.class_repository, imageTag=f"{student}-lab1",
                       imageManifest=class_repository.layerless_manifest(student))
-        echo(f"{student}: pushed {config.names.class_repository}:{student}-lab1")
+        console.print(Text(f"{student}: pushed {config.names.class_repository}:{student}-lab1"))
     image = dlc.find_image("pytorch", device="gpu")
-    echo(f"{student}$ {dlc.run_command(image, config.region)}")
+    console.print(Text(f"{student}$ {dlc.run_command(image, config.region)}"))
     if image.note:
-        echo(f"note: {image.note}")
+        console.print(Text(f"note: {image.note}"))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -120,31 +121,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo_config = ROOT / ".labkit" / "demo-course.toml"
     demo_config.parent.mkdir(parents=True, exist_ok=True)
     demo_config.write_text(to_toml(config))
-    console.print(f"demo course '{config.course_id}' from {args.config}, expiring {config.expires} in the emulator")
-    args.config = str(demo_config)
+    console.print(Text(f"demo course '{config.course_id}' from {args.config}, expiring {config.expires} in the "
+                       "emulator"))
     if config.account != emulator.EMULATOR_ACCOUNT:
-        raise UsageError(
-            f"the demo runs in the embedded emulator, account {emulator.EMULATOR_ACCOUNT}; "
-            f"{args.config} names {config.account}"
-        )
-    with emulator.Emulator(config.region) as endpoint:
+        raise RefusedError(f"the demo runs in the embedded emulator, account {emulator.EMULATOR_ACCOUNT}; "
+                           f"{args.config} names {config.account}")
+    view = LiveView("demo", verbose=getattr(args, "verbose", False))
+    with emulator.Emulator(config.region) as endpoint, view:
         target = emulator_target(endpoint)
         console.rule(f"1/7 labctl provision: {len(config.students)} students into the {target.label}")
-        provision(argparse.Namespace(config=args.config, dry_run=False, json=False), config, target)
+        plan = prepare(config, demo_config, target, view)
+        print_plan(config, plan)
+        provision(config, demo_config, target, plan, view)
 
         console.rule("2/7 labctl handout, then students work: files in their buckets, a container registry login")
         s3 = target.clients("s3")
         written: dict[str, str] = {}
         with tempfile.TemporaryDirectory(prefix="labkit-demo-handouts-") as handout_dir:
-            for handout in classroom.handouts(target, config, list(config.students), Path(handout_dir)):
+            for handout in handout_ops.handouts(target, config, list(config.students), Path(handout_dir)):
                 mode = handout.path.stat().st_mode & 0o777
-                echo(f"{handout.student}: {handout.path.name} (mode {mode:o}); credentials: {handout.credentials}")
+                console.print(Text(f"{handout.student}: {handout.path.name} and {handout.html.name} (mode {mode:o}); "
+                                   f"credentials: {handout.credentials}"))
             for student in config.students:
                 names = config.names.student(student)
                 for key, body in STUDENT_WORK.items():
                     s3.put_object(Bucket=names.bucket, Key=key, Body=body.encode())
                     written[f"{names.bucket}/{key}"] = hashlib.sha256(body.encode()).hexdigest()
-                console.print(f"{student}: wrote {len(STUDENT_WORK)} files to s3://{names.bucket}")
+            console.print(Text(f"each student wrote {len(STUDENT_WORK)} files to their bucket"))
             _demo_containers(target, endpoint, config, Path(handout_dir))
 
         console.rule("3/7 image labels (LabRekognition): upload, label, read the result (lab_scripts.rekognition)")
@@ -155,24 +158,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         demo_guard(target, config)
 
         console.rule("5/7 labctl stop-all: whatever still runs (lab_scripts.notebook, lab_scripts.instance)")
-        if stop_all(target, config):
+        if machines.stop_all(target, config, view):
             raise RuntimeError("stop-all could not stop everything")
 
         console.rule("6/7 labctl status: every environment stopped, nothing billing by the hour")
-        rows = print_status(target, config)
+        rows = status_ops.status(target, config)
+        print_status(rows, f"{config.course_id}: each student's environments")
         if {row.notebook_state for row in rows} != {"Stopped"} or {row.instance_state for row in rows} != {"stopped"}:
             raise RuntimeError("after stop-all, some environment still runs")
 
-        console.rule("7/7 labctl teardown: archive, empty, delete stacks, audit")
+        console.rule("7/7 labctl teardown: freeze, archive, empty, delete stacks, audit")
         archive = Path(args.archive) if args.archive else archive_dir_for(config)
-        console.print("plan:\n  " + "\n  ".join(teardown_plan(target, config, archive)))
-        console.print(f"(the demo confirms for itself: course {config.course_id} in a throwaway emulator)")
-        result = teardown(config, Path(args.config), target, archive)
-        archived = archived_files(result)
+        print_teardown_plan(teardown_plan(target, config, archive))
+        console.print(Text(f"(the demo confirms for itself: course {config.course_id} in a throwaway emulator)"))
+        result = teardown(config, demo_config, target, archive, view)
+        archived = result.archived_files()
         if archived != written:
             raise ArchiveError(f"archive does not match what was written ({len(archived)} vs {len(written)} files)")
-        console.print(f"archive matches what students and the labs wrote: {len(archived)} files, SHA-256 equal, "
-                      f"in {archive}")
-        print_audit(console, result.audit)
-    console.print(f"main job finished in {time.monotonic() - started:.1f} s")
+        console.print(Text(f"archive matches what students and the labs wrote: {len(archived)} files, SHA-256 equal, "
+                           f"in {archive}"))
+        print_audit(result.audit)
+    console.print(Text(f"main job finished in {time.monotonic() - started:.1f} s"))
     return 0 if result.audit.clean else 1

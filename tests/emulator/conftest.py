@@ -11,7 +11,7 @@ import pytest
 
 from course.config import LabConfig, to_toml
 from labkit.emulator import Emulator, Endpoint
-from labkit.jobs import Target, emulator_target
+from labkit.target import Target, emulator_target
 from tests.conftest import make_config
 
 

@@ -17,10 +17,14 @@ from lab_scripts import dlc, notebook, rekognition, sample_images
 from lab_scripts.class_repository import layerless_manifest
 from lab_scripts.guard import run_deployed_guard
 from lab_scripts.inventory import EXISTS, SKIPPED
-from labkit import cli, jobs
+from labkit import cli
 from course.config import LABS, LabConfig
 from labkit.emulator import Endpoint
-from labkit.jobs import Target, deploy, lab_physical_ids
+from labkit.deployed import lab_physical_ids
+from labkit.events import Collect, StackFinished
+from labkit.ops import stacks as stack_ops
+from labkit.ops.stacks import deploy
+from labkit.target import Target
 
 pytestmark = pytest.mark.emulator
 STACK_KIND = "AWS::SageMaker::NotebookInstance"
@@ -34,7 +38,7 @@ def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     monkeypatch.setattr(cli.emulator, "read_state", lambda: endpoint)
     assert cli.main(["--config", str(path), "provision", "--dry-run", "--json"]) == 0
     planned = capsys.readouterr()
-    assert f"plan: {len(config.stacks())} stacks for 2 students" in planned.err
+    assert "plan: 2 students (single-account)" in planned.err and "add: 2 alice, bob" in planned.err
     plan = json.loads(planned.out)  # stdout holds only the JSON plan, for scripts
     assert [row["stack_name"] for row in plan["stacks"]] == [unit.stack_name for unit in config.stacks()]
     assert plan["cost"]["saved_usd"] > 0 and {c["description"].split(" (")[0] for c in plan["capacity"]} >= {
@@ -44,11 +48,11 @@ def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
         "CDKToolkit"}
 
     # Deployed from the assembly the dry run synthesized, as provision does after its plan.
-    finished: list[str] = []
-    deployed = deploy(config, path, target, list(LABS), echo=lambda line: None, progress=finished.append,
-                      synthesized=True)
+    events = Collect()
+    deployed = deploy(config, path, target, list(LABS), events, synthesized=True)
     # One notebook stack and one GPU stack per student, each class stack once: each reported done.
-    assert sorted(finished) == sorted(unit.construct_id for unit in config.stacks())
+    finished = [event.stack for event in events.of(StackFinished)]
+    assert sorted(finished) == sorted(unit.stack_name for unit in config.stacks())
     inventory, dlami_inventory = deployed["LabSageMaker"], deployed["LabDLAMI"]
     states = {(row.type, row.student): row.state for row in inventory + dlami_inventory}
     for student in config.students:
@@ -155,7 +159,7 @@ def keys_gone_before_stacks_are_deleted(target: Target, config: LabConfig, monke
     """AWS refuses to delete a user with access keys; the emulator does not, so the teardown is checked here."""
     iam = target.clients("iam")
     users = [config.names.student(student).containers_user for student in config.students]
-    real_run_cdk = jobs.run_cdk
+    real_run_cdk = stack_ops.run_cdk
 
     def checked(args: list[str], **kwargs: Any) -> None:
         if args[0] == "destroy":
@@ -164,7 +168,7 @@ def keys_gone_before_stacks_are_deleted(target: Target, config: LabConfig, monke
                 assert iam.list_access_keys(UserName=user)["AccessKeyMetadata"] == []
         real_run_cdk(args, **kwargs)
 
-    monkeypatch.setattr(jobs, "run_cdk", checked)
+    monkeypatch.setattr(stack_ops, "run_cdk", checked)
 
 
 def label_an_image(target: Target, config: LabConfig, deployed: dict[str, Any], tmp_path: Path

@@ -11,7 +11,7 @@ import pytest
 
 from labkit import cli
 from course.config import LabConfig, to_toml
-from labkit.jobs import Target
+from labkit.target import Target
 from tests.conftest import make_config
 from tests.lab_scripts.conftest import aws, emulator_tags  # noqa: F401 - re-exported fixtures
 

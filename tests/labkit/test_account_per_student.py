@@ -12,7 +12,10 @@ import pytest
 from aws_cdk import App
 
 from lab_scripts.organization import account_clients, ensure_ou, ensure_student_accounts
-from labkit.jobs import DRAIN, DestroyResult, Target, _Drain
+from labkit.events import describe
+from labkit.ops.errors import RefusedError
+from labkit.ops.teardown import DRAIN, DestroyResult, Drain
+from labkit.target import Target
 from course.naming import PLACEHOLDER_STUDENT, CourseNames
 from tests.conftest import per_account_config
 
@@ -53,7 +56,7 @@ def test_each_students_bucket_is_archived_in_their_own_account(
         written[bucket] = f"# {student}\n"
     lines: list[str] = []
     result = DestroyResult()
-    ctx = _Drain(Target("moto", aws, {}, True, wait_delay=0), tmp_path / "archive", lines.append, result, config)
+    ctx = Drain(Target("moto", aws, {}, True, wait_delay=0), tmp_path / "archive", lambda event: lines.append(describe(event)), result, config)
     DRAIN["AWS::CloudFormation::StackSet"](ctx, "ml101-LabStudent:0a1b2c3d")
     assert set(result.student_accounts) == set(accounts.values())
     for bucket, body in written.items():
@@ -90,10 +93,10 @@ def ada_and_alan(tmp_path: Path) -> Any:
 def test_status_shows_each_students_account_and_their_labs(
     aws: Any, student_accounts: tuple[Any, dict[str, str]], tmp_path: Path
 ) -> None:
-    from labkit import classroom
+    from labkit.ops import handouts as handout_ops, status as status_ops
 
     _, accounts = student_accounts
-    rows = {row.student: row for row in classroom.account_status(Target("moto", aws, {}, True), ada_and_alan(tmp_path))}
+    rows = {row.student: row for row in status_ops.account_status(Target("moto", aws, {}, True), ada_and_alan(tmp_path))}
     assert rows["ada"].account == accounts["ada"] and rows["ada"].environment == "CURRENT (SUCCEEDED)"
     assert (rows["grace"].account, rows["grace"].environment) == ("-", "no account yet")
 
@@ -101,13 +104,13 @@ def test_status_shows_each_students_account_and_their_labs(
 def test_handouts_point_each_student_to_their_own_account(
     aws: Any, student_accounts: tuple[Any, dict[str, str]], tmp_path: Path
 ) -> None:
-    from labkit import classroom
+    from labkit.ops import handouts as handout_ops, status as status_ops
 
     _, accounts = student_accounts
     target, config = Target("moto", aws, {}, True), ada_and_alan(tmp_path)
-    made, = classroom.handouts(target, config, ["alan"], tmp_path / "out")
+    made, = handout_ops.handouts(target, config, ["alan"], tmp_path / "out")
     text = made.path.read_text()
     assert f"https://{accounts['alan']}.signin.aws.amazon.com/console" in text
     assert made.path.stat().st_mode & 0o777 == 0o600 and not (tmp_path / "out" / "alan.credentials").exists()
-    with pytest.raises(classroom.ClassroomError, match="grace has no account yet"):
-        classroom.handouts(target, config, ["grace"], tmp_path / "out")
+    with pytest.raises(RefusedError, match="grace has no account yet"):
+        handout_ops.handouts(target, config, ["grace"], tmp_path / "out")

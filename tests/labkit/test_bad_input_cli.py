@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from lab_scripts.quotas import Capacity
-from labkit import classroom, cli
+from labkit import cli
+from labkit.ops import provision as provision_ops
 from course.config import LabConfig
-from labkit.jobs import Target
+from labkit.target import Target
 
 
 def run(path: Path, *argv: str) -> int:
@@ -24,9 +25,9 @@ def nothing_created(target: Target, tmp_path: Path) -> None:
 
 
 FLAGS: list[tuple[list[str], str]] = [
-    (["handout", "Alice"], "student 'Alice' is not a student id"),
-    (["handout", "mallory"], "student 'mallory' is not in the course"),
-    (["handout", "alice"], "alice has no IAM user yet: provision the class first"),
+    (["handout", "Alice Q. Nobody"], "student 'Alice Q. Nobody' is not in"),
+    (["handout", "mallory"], "student 'mallory' is not in"),
+    (["handout", "alice"], "alice has no IAM user yet: `labctl provision` creates it"),
     (["cost", "--pricing"], "--pricing asks the AWS Price List API: add --aws"),
     (["notebook", "start", "mallory"], "student 'mallory' is not in"),
     (["gpu", "connect", "mallory"], "student 'mallory' is not in"),
@@ -95,7 +96,7 @@ def test_a_class_larger_than_the_account_stops_provision(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = roster_course(tmp_path, course, "name,email\nAda Lovelace,ada@example.edu\nAlan Turing,alan@example.edu\n")
-    monkeypatch.setattr(classroom, "account_capacity", lambda clients, **kwargs: [
+    monkeypatch.setattr(provision_ops, "account_capacity", lambda clients, **kwargs: [
         Capacity("G instance vCPUs (quota 4, 4 per g4dn.xlarge)", 1)])
     assert run(path, "provision", "--dry-run") == 2
     err = capsys.readouterr().err

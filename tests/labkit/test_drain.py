@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from lab_scripts.class_repository import layerless_manifest
-from labkit.jobs import DRAIN, DestroyResult, Target, _Drain
+from labkit.events import describe
+from labkit.ops.teardown import AFTER_ARCHIVE, DRAIN, DestroyResult, Drain
+from labkit.target import Target
 
 
-def drain_context(aws: Any, lines: list[str]) -> _Drain:
-    return _Drain(Target("moto", aws, {}, True, wait_delay=0), None, lines.append, DestroyResult())
+def drain_context(aws: Any, lines: list[str]) -> Drain:
+    return Drain(Target("moto", aws, {}, True, wait_delay=0), None, lambda event: lines.append(describe(event)), DestroyResult())
 
 
 def test_user_drain_deletes_keys_created_outside_cloudformation(aws: Any) -> None:
@@ -19,8 +21,12 @@ def test_user_drain_deletes_keys_created_outside_cloudformation(aws: Any) -> Non
         iam.create_access_key(UserName="ml101-alice-dlc")
     lines: list[str] = []
     DRAIN["AWS::IAM::User"](drain_context(aws, lines), "ml101-alice-dlc")
+    # First frozen (before any bucket is archived), then deleted once every bucket is.
+    assert {key["Status"] for key in iam.list_access_keys(UserName="ml101-alice-dlc")["AccessKeyMetadata"]} == {
+        "Inactive"}
+    AFTER_ARCHIVE["AWS::IAM::User"](drain_context(aws, lines), "ml101-alice-dlc")
     assert iam.list_access_keys(UserName="ml101-alice-dlc")["AccessKeyMetadata"] == []
-    assert lines[0].startswith("ml101-alice-dlc: deleted 2 access key(s) (AKIA...")
+    assert lines == ["ml101-alice-dlc: deactivated 2 access key(s)", "ml101-alice-dlc: deleted 2 access key(s)"]
 
 
 def test_user_drain_of_a_user_already_gone_is_quiet(aws: Any) -> None:

@@ -10,9 +10,12 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk.assertions import Template
 
+from labkit.events import describe
 from labkit import cli
 from course.config import LabConfig
-from labkit.jobs import Target, destroy, dropped_out_stacks
+from labkit.deployed import dropped_out_stacks
+from labkit.ops.teardown import destroy
+from labkit.target import Target
 from tests.conftest import make_config, new_app
 from tests.lab_scripts.conftest import create_lab_stack
 
@@ -49,10 +52,10 @@ def test_destroying_one_student_archives_them_and_leaves_the_class(
 ) -> None:
     config, path = course
     lines: list[str] = []
-    result = destroy(config, path, class_with_a_leaver, ["LabSageMaker"], archive_dir=tmp_path, echo=lines.append,
+    result = destroy(config, path, class_with_a_leaver, ["LabSageMaker"], archive_dir=tmp_path, emit=lambda event: lines.append(describe(event)),
                      students=["dave"])
     assert (tmp_path / "ml101-dave-123456789012-us-east-1" / "thesis.ipynb").read_bytes() == b"{}"
-    assert "ml101-LabSageMaker-dave: deleting (dave is no longer in the course file)" in lines
+    assert "ml101-LabSageMaker-dave: dave is no longer in the course file" in lines
     # alice's and bob's stacks are meant to stay; the untagged look-alike is named like the course, so the audit
     # shows it (never billable, never touched).
     assert [(item.name, item.billable) for item in result.audit.leftovers] == [("ml101-LabSageMaker-visitor", False)]
@@ -75,4 +78,4 @@ def test_destroy_plan_lists_only_the_students_stacks(class_with_a_leaver: Target
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--config", str(course[1]), "destroy", "--student", "dave"]) == 0
     out = capsys.readouterr().out
-    assert "stacks: ml101-LabSageMaker-dave" in out and "dry run: nothing changed" in out
+    assert "ml101-LabSageMaker-dave: delete" in out and "ml101-LabSageMaker-alice" not in out and "dry run: nothing changed" in out

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Template
 
 from labkit import cli
 from course.config import LabConfig, to_toml
-from labkit.jobs import Target
+from labkit.target import Target
 from tests.lab_scripts.conftest import create_lab_stack
 
 
@@ -73,7 +73,7 @@ def test_list_deactivate_delete(deployed: Target, course: tuple[LabConfig, Path]
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["issue", "mallory"], "student 'mallory' is not in "),
-    (["delete", "Alice"], "student 'Alice' is not in "),
+    (["delete", "Alice Q. Nobody"], "student 'Alice Q. Nobody' is not in "),
 ])
 def test_bad_student_is_one_line(deployed: Target, course: tuple[LabConfig, Path], argv: list[str], message: str,
                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,7 +85,7 @@ def test_bad_student_is_one_line(deployed: Target, course: tuple[LabConfig, Path
 def test_keys_need_the_lab_deployed(target: Target, course: tuple[LabConfig, Path],
                                     capsys: pytest.CaptureFixture[str]) -> None:
     assert labctl(course[1], "issue") == 2
-    assert capsys.readouterr().err == "labctl: error: LabContainers is not deployed (labctl deploy LabContainers)\n"
+    assert capsys.readouterr().err == "labctl: error: LabContainers is not deployed (`labctl provision` deploys it)\n"
 
 
 def test_after_the_course_keys_can_be_deleted_but_not_issued(deployed: Target, course: tuple[LabConfig, Path],

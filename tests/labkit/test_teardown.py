@@ -12,9 +12,12 @@ from aws_cdk.assertions import Template
 
 from lab_scripts import prices
 from lab_scripts.guard_fn.handler import Policy, Settings
+from labkit.events import describe
 from labkit import cli
 from course.config import GUARDED_LABS, LabConfig
-from labkit.jobs import DestroyResult, Target, _Drain, _remove_retained, running_machines
+from labkit.deployed import running_machines
+from labkit.ops.teardown import DestroyResult, Drain, _remove_retained
+from labkit.target import Target
 from tests.lab_scripts.conftest import create_lab_stack
 
 COURSE_TAG = [{"Key": "labkit:course", "Value": "ml101"}]
@@ -77,7 +80,7 @@ def test_teardown_asks_for_the_course_id_at_a_terminal(deployed: Target, course:
             return True
 
     ran: list[Path | None] = []
-    monkeypatch.setattr(cli, "teardown", lambda config, path, target, archive: ran.append(archive) or DestroyResult())
+    monkeypatch.setattr(cli, "teardown", lambda config, path, target, archive, view: ran.append(archive) or DestroyResult())
     monkeypatch.setattr(cli.sys, "stdin", Terminal())
     monkeypatch.setattr("builtins.input", lambda prompt: "ml100")
     assert labctl(course[1], "teardown", "--yes") == 2
@@ -106,13 +109,14 @@ def test_destroy_archives_and_removes_what_the_guard_kept(target: Target, course
     iam.create_access_key(UserName="ml101-alice-dlc")
     lines: list[str] = []
     result = DestroyResult()
-    _remove_retained(_Drain(target, tmp_path, lines.append, result), config)
+    _remove_retained(Drain(target, tmp_path, lambda event: lines.append(describe(event)), result), config)
     assert result.retained == [kept, "ml101-alice-dlc"]
     assert (tmp_path / kept / "notebooks" / "lab1.ipynb").read_bytes() == b"{}"
     names = {bucket["Name"] for bucket in target.clients("s3").list_buckets()["Buckets"]}
     assert names == {config.names.student("bob").bucket}
     assert iam.list_users(PathPrefix=config.names.iam_path)["Users"] == []
-    assert lines[0] == f"s3://{kept}: kept when the guard deleted its stack"
+    # The retained user's key is frozen before the retained bucket is archived.
+    assert lines[:2] == ["ml101-alice-dlc: deactivated 1 access key(s)", f"s3://{kept}: kept when its stack was deleted"]
 
 
 def test_stop_all_stops_the_course_and_only_the_course(deployed: Target, course: tuple[LabConfig, Path],
@@ -153,8 +157,8 @@ def test_guard_run_previews_the_course_end(deployed: Target, course: tuple[LabCo
                                            capsys: pytest.CaptureFixture[str]) -> None:
     config, path = course
     assert labctl(path, "guard", "run") == 2
-    assert one_line_error(capsys) == "labctl: error: LabGuard is not deployed: no function ml101-guard (labctl " \
-                                     "deploy LabGuard)\n"
+    assert one_line_error(capsys) == "labctl: error: LabGuard is not deployed: no function ml101-guard " \
+                                     "(`labctl provision` deploys it)\n"
     deploy_guard_function(deployed, config)
     day_after = (config.expires.toordinal() + 1)
     at = f"{type(config.expires).fromordinal(day_after).isoformat()}T09:00"

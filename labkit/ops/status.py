@@ -1,0 +1,110 @@
+"""`labctl status`: each student's environments as the services report them, and the course's own state
+(a paused guard, an unfinished teardown, stacks stuck in a state only a repair gets out of)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from course.config import LabConfig
+from course.naming import STUDENT_ACCOUNT
+from lab_scripts import access_keys, instance, notebook
+from lab_scripts.organization import stack_instance_states, student_accounts
+from labkit.deployed import STUCK, deployed_instances, deployed_notebooks, deployed_users, stuck_stacks
+from labkit.ops.teardown import unfinished_teardown
+from labkit.target import Target, parallel
+
+
+@dataclass(frozen=True)
+class StudentStatus:
+    student: str
+    name: str
+    notebook: str
+    notebook_state: str
+    instance: str
+    instance_state: str
+    access_keys: str
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    """Account-per-student mode: a student's own account and the state of their labs there."""
+
+    student: str
+    name: str
+    account: str
+    environment: str
+
+
+@dataclass
+class CourseState:
+    """What is wrong with the course as a whole, each with the command that fixes it."""
+
+    problems: list[str] = field(default_factory=list)
+
+
+def account_status(target: Target, config: LabConfig) -> list[AccountStatus]:
+    """Each student's account (from its Organizations tags) and the stack set's instance there."""
+    accounts = student_accounts(target.clients("organizations"), config.course_id)
+    states = stack_instance_states(target.clients("cloudformation"), config.names.stack(STUDENT_ACCOUNT))
+    rows = []
+    for row in config.roster:
+        account = accounts.get(row.id) or row.account or ""
+        state = states.get(account, "not deployed") if account else "no account yet"
+        rows.append(AccountStatus(row.id, row.name, account or "-", state))
+    return rows
+
+
+def status(target: Target, config: LabConfig) -> list[StudentStatus]:
+    """Each student's environments as the services report them now."""
+    notebooks, instances = deployed_notebooks(target, config), deployed_instances(target, config)
+    users = deployed_users(target, config)
+    sm, ec2, iam = target.clients("sagemaker"), target.clients("ec2"), target.clients("iam")
+
+    def read(student: str) -> StudentStatus:
+        row = config.student_row(student)
+        name = notebooks.get(student, "")
+        nb_state = _state(lambda: notebook.status(sm, name).status) if name else "not deployed"
+        gpu = instances.get(student, "")
+        gpu_state = _state(lambda: instance.status(ec2, gpu).state) if gpu else "not deployed"
+        keys = "no user"
+        if student in users:
+            listed = access_keys.list_keys(iam, users[student])
+            active = [k for k in listed if k.status == "Active"]
+            keys = f"{len(active)} active" if active else ("deactivated" if listed else "none")
+        return StudentStatus(student, row.name if row else student, name or "-", nb_state, gpu or "-", gpu_state,
+                             keys)
+
+    return parallel(read, config.students)
+
+
+def _state(read: Callable[[], str]) -> str:
+    """A machine's state, or "gone" when it was deleted behind the stack's back."""
+    try:
+        return str(read())
+    except (notebook.NotebookError, instance.InstanceError):
+        return "gone"
+
+
+def course_state(target: Target, config: LabConfig) -> CourseState:
+    """A paused guard, an unfinished teardown and stuck stacks, each with the command that fixes it."""
+    state = CourseState()
+    journal = unfinished_teardown(config)
+    if journal is not None:
+        done = ", ".join(journal.get("done", [])) or "nothing yet"
+        state.problems.append(f"a teardown started and did not finish (done: {done}); "
+                              f"`labctl teardown --yes --confirm {config.course_id}` continues it")
+    try:
+        rule = target.clients("events").describe_rule(Name=config.names.guard.schedule)
+        if rule.get("State") == "DISABLED" and journal is None:
+            state.problems.append(f"the guard's schedule {config.names.guard.schedule} is paused; "
+                                  "`labctl guard resume` turns it back on")
+        elif rule.get("State") == "DISABLED":
+            state.problems.append(f"the guard's schedule {config.names.guard.schedule} is paused by that teardown")
+    except ClientError:
+        pass  # LabGuard is not deployed
+    for name, status_ in stuck_stacks(target, config).items():
+        state.problems.append(f"stack {name} is {status_} ({STUCK[status_]}); `labctl repair` removes it")
+    return state

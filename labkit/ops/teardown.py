@@ -1,0 +1,460 @@
+"""`labctl destroy` and `labctl teardown`: nothing lost, nothing left, resumable.
+
+Order (README, "Teardown"): stop every machine, cut the students' write access (keys deactivated), pause the
+guard, archive and verify every bucket, empty only what the archive holds, delete keys and images, delete the
+stacks (students' first), remove service-created logs, audit. Each step is recorded in a journal under
+.labkit/journal/, so a run that was interrupted continues where it stopped, into the same archive folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from course.config import LabConfig
+from course.layout import LABS, StackUnit
+from course.naming import PLACEHOLDER_STUDENT, CourseNames
+from labkit import ROOT
+from lab_scripts import access_keys, buckets, class_repository, instance, notebook
+from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
+from lab_scripts.network_cleanup import clean_vpc
+from lab_scripts.organization import account_clients, stack_instance_states
+from labkit.deployed import live_resources, physical_of, retained_buckets, retained_users, stack_resources, \
+    stacks_to_destroy
+from labkit.events import (BucketArchived, Info, KeysDeactivated, KeysDeleted, MachineStopped, PhaseFinished,
+                           PhaseStarted, Sink, StackFinished, StackStarted, StepDone, Warning, ignore)
+from labkit.ops.errors import OperationError
+from labkit.ops.stacks import run_stacks, synthesize
+from labkit.target import ClientFactory, Target
+
+ARCHIVE_ROOT = ROOT / ".labkit" / "archive"
+JOURNAL_ROOT = ROOT / ".labkit" / "journal"
+
+
+def archive_dir_for(config: LabConfig) -> Path:
+    return ARCHIVE_ROOT / f"{config.course_id}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+@dataclass
+class DestroyResult:
+    archived: list[buckets.ArchiveResult] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    # Buckets and users an earlier guard run kept when it deleted their stack, removed here after archiving.
+    retained: list[str] = field(default_factory=list)
+    # (kind, name) of resources the audit must re-check by name, where a service cannot list them.
+    known: list[tuple[str, str]] = field(default_factory=list)
+    # Account-per-student mode: each student account's client factory, so the audit covers those accounts too.
+    student_accounts: dict[str, ClientFactory] = field(default_factory=dict)
+    deleted_stacks: list[str] = field(default_factory=list)
+    archive_dir: Path | None = None
+    audit: AuditReport = field(default_factory=AuditReport)
+
+    def archived_files(self) -> dict[str, str]:
+        """bucket/key -> SHA-256 of every archived object (its latest version), from the archive manifests."""
+        files: dict[str, str] = {}
+        for item in self.archived:
+            if item.manifest:
+                for entry in json.loads(item.manifest.read_text())["objects"]:
+                    if entry.get("latest", True) and not entry.get("delete_marker"):
+                        files[f"{item.bucket}/{entry['key']}"] = entry["sha256"]
+        return files
+
+
+class Journal:
+    """What a teardown has done, on disk, so a rerun after a crash continues rather than starts over."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"done": [], "archives": {}}
+        if path is not None and path.exists():
+            self.data = json.loads(path.read_text())
+
+    @classmethod
+    def for_course(cls, config: LabConfig, root: Path = JOURNAL_ROOT) -> "Journal":
+        return cls(root / f"{config.course_id}-teardown.json")
+
+    def done(self, step: str) -> bool:
+        return step in self.data["done"]
+
+    def record(self, step: str, **extra: Any) -> None:
+        if step not in self.data["done"]:
+            self.data["done"].append(step)
+        self.data.update(extra)
+        self._save()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.data, indent=2, default=str))
+        temporary.replace(self.path)  # atomic: a kill -9 leaves the old journal or the new one, never half
+
+    def finish(self) -> None:
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
+
+
+def unfinished_teardown(config: LabConfig, root: Path = JOURNAL_ROOT) -> dict[str, Any] | None:
+    """The journal of a teardown that started and did not finish, for `labctl status`."""
+    path = root / f"{config.course_id}-teardown.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@dataclass(frozen=True)
+class Drain:
+    target: Target
+    archive_dir: Path | None
+    emit: Sink
+    result: DestroyResult
+    config: LabConfig | None = None
+    journal: Journal = field(default_factory=lambda: Journal(None))
+
+
+def _stop_notebook(ctx: Drain, arn: str) -> None:
+    # Stopped first, so nothing writes to the bucket after it is archived.
+    name = arn.rsplit("/", 1)[-1]
+    state = notebook.stop(ctx.target.clients("sagemaker"), name, delay=ctx.target.wait_delay)
+    ctx.result.stopped.append(name)
+    ctx.emit(MachineStopped("notebook", name, state.status))
+
+
+def _stop_instance(ctx: Drain, instance_id: str) -> None:
+    # Stopped before the guard pauses: an interrupted teardown never leaves a GPU running with no guard.
+    try:
+        state = instance.stop(ctx.target.clients("ec2"), instance_id, delay=ctx.target.wait_delay)
+    except instance.InstanceError:
+        return  # already terminated
+    ctx.emit(MachineStopped("instance", instance_id, state.state))
+
+
+def _freeze_keys(ctx: Drain, user: str) -> None:
+    """Cut a student's write access before their bucket is archived: what the archive holds is final."""
+    try:
+        changed = access_keys.deactivate(ctx.target.clients("iam"), user)
+    except access_keys.AccessKeyError:
+        return
+    if changed:
+        ctx.emit(KeysDeactivated(user, len(changed)))
+
+
+def _pause_guard(ctx: Drain, rule: str) -> None:
+    # The guard must not delete stacks or stop machines while the teardown archives and deletes them.
+    ctx.target.clients("events").disable_rule(Name=rule)
+    ctx.emit(Info(f"{rule}: disabled, the guard does not run during the teardown"))
+
+
+def _archive_bucket(ctx: Drain, bucket: str) -> None:
+    step = f"archive:{bucket}"
+    if ctx.journal.done(step):
+        # Archived and emptied by the interrupted run; what is in it now arrived after (nothing can, frozen).
+        recorded = ctx.journal.data["archives"].get(bucket)
+        if recorded:
+            ctx.result.archived.append(buckets.ArchiveResult(bucket, recorded["files"], recorded["bytes"],
+                                                             Path(recorded["manifest"]) if recorded["manifest"]
+                                                             else None))
+        leftover = buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir)
+        if leftover.files:
+            ctx.result.archived.append(leftover)
+        return
+    archived = buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir)
+    ctx.result.archived.append(archived)
+    ctx.journal.data["archives"][bucket] = {"files": archived.files, "bytes": archived.bytes,
+                                            "manifest": str(archived.manifest) if archived.manifest else ""}
+    ctx.journal.record(step)
+    ctx.emit(BucketArchived(bucket, archived.files, archived.bytes,
+                            str(archived.manifest.parent) if archived.manifest else ""))
+
+
+def _report_failed_events(ctx: Drain, queue_url: str) -> None:
+    """A dead-letter queue is deleted with its stack; say how many failed events go with it."""
+    attributes = ctx.target.clients("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
+    if waiting:
+        ctx.emit(Warning(f"{queue_url.rsplit('/', 1)[-1]}: {waiting} failed events are deleted with the queue"))
+
+
+def _remember_lifecycle_config(ctx: Drain, arn: str) -> None:
+    ctx.result.known.append(("lifecycle config", arn.rsplit("/", 1)[-1]))
+
+
+def _remember_vpc(ctx: Drain, vpc_id: str) -> None:
+    ctx.result.known.append(("vpc", vpc_id))
+
+
+def _delete_access_keys(ctx: Drain, user: str) -> None:
+    # labctl issues keys outside CloudFormation, and IAM refuses to delete a user that still has one.
+    try:
+        deleted = access_keys.delete(ctx.target.clients("iam"), user)
+    except access_keys.AccessKeyError:
+        return  # the user is already gone, and its keys with it
+    if deleted:
+        ctx.emit(KeysDeleted(user, len(deleted)))
+
+
+def _empty_repository(ctx: Drain, name: str) -> None:
+    deleted = class_repository.empty_repository(ctx.target.clients("ecr"), name)
+    ctx.emit(Info(f"ECR {name}: deleted {deleted} image(s)"))
+
+
+def _drain_student_accounts(ctx: Drain, stack_set_id: str) -> None:
+    """Account-per-student mode: in every student's own account, stop the notebook and archive the bucket, before
+    CloudFormation deletes the stack set and with it each account's stack (and bucket)."""
+    config = ctx.config
+    assert config is not None, "destroy passes the course to the drain"
+    name = stack_set_id.split(":", 1)[0]  # a StackSet's physical id is '<name>:<uuid>'
+    accounts = stack_instance_states(ctx.target.clients("cloudformation"), name)
+    ctx.emit(Info(f"{name}: {len(accounts)} student accounts to archive before the stack set is deleted"))
+    for account in sorted(accounts):
+        clients = account_clients(ctx.target.clients("sts"), account, region=config.region,
+                                  endpoint_url=ctx.target.env.get("AWS_ENDPOINT_URL"))
+        ctx.result.student_accounts[account] = clients
+        sm = clients("sagemaker")
+        for page in sm.get_paginator("list_notebook_instances").paginate(NameContains=config.course_id):
+            for found in page["NotebookInstances"]:
+                state = notebook.stop(sm, found["NotebookInstanceName"], delay=ctx.target.wait_delay)
+                ctx.emit(MachineStopped("notebook", f"{state.name} (account {account})", state.status))
+        bucket = CourseNames(config.course_id, account, config.region).student(PLACEHOLDER_STUDENT).bucket
+        if bucket in {b["Name"] for b in clients("s3").list_buckets().get("Buckets", [])}:
+            archived = buckets.archive_and_empty(clients("s3"), bucket, ctx.archive_dir)
+            ctx.result.archived.append(archived)
+            ctx.emit(BucketArchived(f"{bucket} (account {account})", archived.files, archived.bytes,
+                                    str(archived.manifest.parent) if archived.manifest else ""))
+
+
+# What must happen to each resource type, in this order, before CloudFormation may delete it: machines stop
+# first (nothing writes, nothing runs unguarded), the students' keys are frozen, the guard pauses, then every
+# bucket is archived, and only then is anything deleted (CloudFormation cannot delete a non-empty bucket).
+DRAIN: dict[str, Callable[[Drain, str], None]] = {
+    "AWS::SageMaker::NotebookInstance": _stop_notebook,
+    "AWS::EC2::Instance": _stop_instance,
+    "AWS::IAM::User": _freeze_keys,
+    "AWS::Events::Rule": _pause_guard,
+    "AWS::S3::Bucket": _archive_bucket,
+    "AWS::SQS::Queue": _report_failed_events,
+    "AWS::SageMaker::NotebookInstanceLifecycleConfig": _remember_lifecycle_config,
+    "AWS::EC2::VPC": _remember_vpc,
+    "AWS::ECR::Repository": _empty_repository,
+    "AWS::CloudFormation::StackSet": _drain_student_accounts,
+}
+# After every bucket is archived: what deletes rather than freezes.
+AFTER_ARCHIVE: dict[str, Callable[[Drain, str], None]] = {
+    "AWS::IAM::User": _delete_access_keys,
+}
+
+
+def _remove_retained(ctx: Drain, config: LabConfig) -> None:
+    """Archive and delete what the guard (or a plain `cdk destroy`) kept, so nothing is left and nothing lost."""
+    s3, iam = ctx.target.clients("s3"), ctx.target.clients("iam")
+    for user in retained_users(ctx.target, config):
+        _freeze_keys(ctx, user)
+    for bucket in retained_buckets(ctx.target, config):
+        ctx.emit(Info(f"s3://{bucket}: kept when its stack was deleted"))
+        _archive_bucket(ctx, bucket)
+        s3.delete_bucket(Bucket=bucket)
+        ctx.result.retained.append(bucket)
+    for user in retained_users(ctx.target, config):
+        _delete_access_keys(ctx, user)
+        for group in iam.list_groups_for_user(UserName=user)["Groups"]:
+            iam.remove_user_from_group(GroupName=group["GroupName"], UserName=user)
+        iam.delete_user(UserName=user)
+        ctx.emit(Info(f"IAM user {user}: kept when its stack was deleted; deleted"))
+        ctx.result.retained.append(user)
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One stack of a destroy or teardown plan, with what it holds."""
+
+    student: str
+    stack: str
+    holds: str
+
+
+@dataclass
+class TeardownPlan:
+    target: str
+    stacks: list[PlanRow]
+    steps: list[str]
+    kept: list[str]
+
+
+def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, labs: Sequence[str] = LABS,
+                  students: Sequence[str] | None = None) -> TeardownPlan:
+    """What `labctl teardown` (or `destroy`) would do, read from what is deployed now; changes nothing."""
+    rows = []
+    for unit in stacks_to_destroy(target, config, labs, students):
+        resources = stack_resources(target, unit.stack_name)
+        if resources is None:
+            rows.append(PlanRow(unit.student or "(class)", unit.stack_name, "not deployed"))
+            continue
+        counts = {kind: len(physical_of(resources, kind)) for kind in ("AWS::SageMaker::NotebookInstance",
+                  "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User") if physical_of(resources, kind)}
+        held = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items())
+        rows.append(PlanRow(unit.student or "(class)", unit.stack_name, f"delete ({held})" if held else "delete"))
+    kept = [] if students is not None else retained_buckets(target, config) + retained_users(target, config)
+    steps = [
+        "stop every notebook and GPU instance, deactivate the students' access keys (nothing writes after this)",
+        "pause the guard",
+        f"archive every version of every object of each lab bucket to {archive_dir}, verify it, then empty only "
+        "what the archive holds" if archive_dir else "empty every lab bucket WITHOUT archive (--no-archive)",
+        "delete access keys and class repository images; terminate GPU instances (their volumes go with them)",
+        "delete the stacks (students' first) and the notebooks' log streams, then audit for leftovers (exit 1 if any)",
+    ]
+    if config.classroom.per_account:
+        steps.insert(2, "each student's account (through OrganizationAccountAccessRole): stop the notebook, archive "
+                     "and empty the bucket, before the stack set deletes the account's labs; audit every account")
+    if kept:
+        steps.insert(3, f"kept from deleted stacks: {', '.join(kept)}: archive (buckets) and delete")
+    return TeardownPlan(target.label, rows, steps, kept)
+
+
+def destroy(
+    config: LabConfig,
+    config_path: Path,
+    target: Target,
+    labs: Sequence[str],
+    *,
+    archive_dir: Path | None,
+    emit: Sink = ignore,
+    students: Sequence[str] | None = None,
+    journal: Journal | None = None,
+) -> DestroyResult:
+    """Archive, then delete the stacks of `labs`; with `students`, only those students' own stacks (also of
+    students who have left the course file). The audit covers what was deleted; stacks that stay are not
+    leftovers."""
+    journal = journal or Journal(None)
+    if journal.data.get("archive_dir"):
+        archive_dir = Path(journal.data["archive_dir"])  # a rerun archives into the interrupted run's folder
+    else:
+        journal.data["archive_dir"] = str(archive_dir) if archive_dir else ""
+    result = DestroyResult(archive_dir=archive_dir)
+    ctx = Drain(target, archive_dir, emit, result, config, journal)
+    deployed: dict[StackUnit, list[dict[str, Any]]] = {}
+    for unit in stacks_to_destroy(target, config, labs, students):
+        resources = stack_resources(target, unit.stack_name)
+        if resources is not None:
+            deployed[unit] = resources
+    emit(PhaseStarted("archiving", sum(len(physical_of(r, "AWS::S3::Bucket")) for r in deployed.values())))
+    # Kind by kind across all stacks: every machine stops and every key is frozen before any bucket is archived.
+    for steps in (DRAIN, AFTER_ARCHIVE):
+        for kind, drain in steps.items():
+            for resources in deployed.values():
+                for physical_id in physical_of(resources, kind):
+                    drain(ctx, physical_id)
+    if students is None:
+        _remove_retained(ctx, config)
+    journal.record("drained")
+    emit(PhaseFinished("archiving", 0.0))
+    in_app = {unit.stack_name for unit in config.stacks()}
+    emit(PhaseStarted("deleting stacks", len(deployed)))
+    # Stacks the app no longer builds go first, through CloudFormation itself: they are students' stacks, which
+    # may import from class stacks deleted next.
+    _delete_dropped([unit for unit in deployed if unit.stack_name not in in_app], target, emit)
+    app_units = [unit for unit in deployed if unit.stack_name in in_app]
+    if app_units:
+        _delete_stacks(config, config_path, target, app_units, result, emit)
+    result.deleted_stacks = [unit.stack_name for unit in deployed]
+    journal.record("stacks")
+    emit(PhaseFinished("deleting stacks", 0.0))
+    _delete_notebook_logs(target, config, None if students is None else result.stopped)
+    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
+    if students is not None or set(labs) != set(LABS):
+        _keep_what_stays(target, config, result.audit)
+    for account, clients in result.student_accounts.items():
+        # What the stack set's deletion left in a student's account counts as left, as in the class account.
+        own = audit_course(clients, config.course_id, config.names.iam_path)
+        result.audit.leftovers += [replace(item, name=f"{item.name} (account {account})") for item in own.leftovers]
+        result.audit.unchecked += [f"{note} (account {account})" for note in own.unchecked]
+    journal.record("audited")
+    emit(StepDone("teardown"))
+    return result
+
+
+def teardown(config: LabConfig, config_path: Path, target: Target, archive: Path | None, emit: Sink = ignore,
+             journal: Journal | None = None) -> DestroyResult:
+    """Every lab of the course, LabGuard included: freeze, archive, delete, audit; resumable through the journal.
+    Confirming is the caller's part."""
+    journal = journal if journal is not None else Journal.for_course(config)
+    if journal.data.get("target", target.label) != target.label:
+        journal = Journal(journal.path)  # a journal of another endpoint (an emulator gone since) does not apply
+        journal.data = {"done": [], "archives": {}}
+    journal.data["target"] = target.label
+    result = destroy(config, config_path, target, list(LABS), archive_dir=archive, emit=emit, journal=journal)
+    if result.audit.clean:
+        journal.finish()
+    return result
+
+
+def _delete_dropped(units: list[StackUnit], target: Target, emit: Sink) -> None:
+    if not units:
+        return
+    cfn = target.clients("cloudformation")
+    for unit in units:
+        emit(StackStarted(unit.stack_name, "destroy"))
+        emit(Info(f"{unit.stack_name}: {unit.student} is no longer in the course file"))
+        cfn.delete_stack(StackName=unit.stack_name)
+    waiter = cfn.get_waiter("stack_delete_complete")
+    for unit in units:
+        waiter.wait(StackName=unit.stack_name, WaiterConfig={"Delay": max(1, target.wait_delay), "MaxAttempts": 120})
+        emit(StackFinished(unit.stack_name, "destroy", 0.0))
+
+
+def _keep_what_stays(target: Target, config: LabConfig, audit: AuditReport) -> None:
+    """A partial destroy: what the course's remaining stacks hold (and keys of their users, streams of their
+    notebooks) is meant to stay, so only the rest counts as left."""
+    live = live_resources(target, config)
+    mine = set(live)
+    for resources in live.values():
+        for row in resources:
+            physical = row.get("PhysicalResourceId", "")
+            mine |= {physical, physical.rsplit("/", 1)[-1], physical.rsplit(":", 1)[-1]}
+    audit.leftovers = [item for item in audit.leftovers
+                       if item.name not in mine and item.name.split("/")[0] not in mine]
+
+
+def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: list[StackUnit],
+                   result: DestroyResult, emit: Sink) -> None:
+    # Synthesize once; a retry after a failed delete then costs no second synthesis. A delete reads only the
+    # stack names from the assembly, so CDK's CloudFormation validation of the templates (about 3 s) is skipped.
+    synthesize(target, config_path, emit, validate=False, allow_expired=True)
+    # The CLI deletes dependants first: students' GPU stacks before the class network they import.
+    try:
+        run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True)
+    except OperationError as exc:
+        vpcs = [name for kind, name in result.known if kind == "vpc"]
+        if not vpcs:
+            raise
+        # DELETE_FAILED on a network: clear what blocks the VPCs, then delete the stacks again.
+        emit(Info(f"stack delete failed ({exc}); cleaning {len(vpcs)} VPCs directly and retrying"))
+        for vpc_id in vpcs:
+            clean_vpc(target.clients("ec2"), vpc_id, echo=lambda line: emit(Info(line)),
+                      wait_delay=target.wait_delay)
+        # Stacks already gone are skipped by the CLI.
+        run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True)
+
+
+def _delete_notebook_logs(target: Target, config: LabConfig, notebooks: list[str] | None = None) -> None:
+    """SageMaker creates notebook log streams outside the stack; they bill for storage until deleted. Every
+    stream of the course, or with `notebooks` only theirs (`<notebook>/<source>`)."""
+    logs = target.clients("logs")
+    prefixes = [f"{config.course_id}-"] if notebooks is None else [f"{name}/" for name in notebooks]
+    try:
+        streams = [stream["logStreamName"] for prefix in prefixes
+                   for page in logs.get_paginator("describe_log_streams").paginate(
+                       logGroupName=NOTEBOOK_LOG_GROUP, logStreamNamePrefix=prefix)
+                   for stream in page["logStreams"]]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return
+        raise
+    for stream in streams:
+        logs.delete_log_stream(logGroupName=NOTEBOOK_LOG_GROUP, logStreamName=stream)
