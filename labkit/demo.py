@@ -57,6 +57,7 @@ def demo_image_labels(target: Target, config: LabConfig, workdir: Path) -> dict[
     if skipped:
         console.print(line(("The emulator does not implement these features; they are left out here: ", "yellow"),
                            ", ".join(skipped)))
+    shown = ""
     for name, data in DEMO_IMAGES.items():
         path = workdir / name
         path.write_bytes(data)
@@ -65,7 +66,9 @@ def demo_image_labels(target: Target, config: LabConfig, workdir: Path) -> dict[
         outcome, = rekognition.run_deployed_handler(target.clients, names.function, event, features=EMULATOR_FEATURES)
         result = rekognition.wait_for_result(s3, names.bucket, outcome.result_key, timeout=10)
         console.print(Text(f"s3://{names.bucket}/{key} -> {outcome.status} {outcome.result_key} (canned labels):"))
-        console.print(Text(rekognition.format_table(result)))
+        labels = rekognition.format_table(result)
+        console.print(Text(labels if labels != shown else "(the same canned labels)"))
+        shown = labels
         again, = rekognition.run_deployed_handler(target.clients, names.function, event, features=EMULATOR_FEATURES)
         console.print(Text(f"same event delivered again -> {again.status}: {again.detail}"))
     return {

@@ -83,6 +83,8 @@ class _Phase:
     failed: int = 0
     archived_objects: int = 0
     archived_bytes: int = 0
+    # Items shown but not counted by the bar (machines stopped, keys frozen), by what happened to them.
+    others: dict[str, int] = field(default_factory=dict)
 
 
 class LiveView:
@@ -155,11 +157,12 @@ class LiveView:
             self._end(f"s3://{event.bucket}", f"archived {event.objects} objects, {_size(event.bytes)}{where}",
                       counts=True)
         elif isinstance(event, MachineStopped):
-            self._end(f"{event.kind} {event.name}", event.state, key=f"stop:{event.kind}:{event.name}",
+            self._end(f"{event.kind} {event.name}", event.state, key=f"stop:{event.kind}:{event.name}", tally=f"{event.kind}s stopped",
                       counts=self.phase is not None and self.phase.title == "stopping")
         elif isinstance(event, (KeysDeactivated, KeysDeleted)):
             verb = "deactivated" if isinstance(event, KeysDeactivated) else "deleted"
-            self._end(event.user, f"{verb} {event.keys} access key(s)", key=f"keys:{verb}:{event.user}")
+            self._end(event.user, f"{verb} {event.keys} access key(s)", key=f"keys:{verb}:{event.user}",
+                      tally=f"users' keys {verb}")
         self._refresh()
 
     # -- phases and items ---------------------------------------------------------------------------------------
@@ -184,6 +187,8 @@ class LiveView:
             summary += f", {phase.failed} failed"
         if phase.archived_objects or phase.title == "archiving":
             summary += f" ({phase.archived_objects} objects, {_size(phase.archived_bytes)} archived)"
+        if phase.others:
+            summary += "; " + ", ".join(f"{count} {what}" for what, count in sorted(phase.others.items()))
         self.console.print(line((summary, "bold red" if phase.failed else "green"), f" in {seconds:.1f} s"))
         self.phase = None
 
@@ -196,7 +201,7 @@ class LiveView:
         self.items[label] = _Item(label, state, time.monotonic())
 
     def _end(self, label: str, state: str, *, failed: bool = False, counts: bool = False,
-             key: str | None = None) -> None:
+             key: str | None = None, tally: str | None = None) -> None:
         key = key or label
         item = self.items.get(key)
         if item is not None and item.done:
@@ -206,7 +211,9 @@ class LiveView:
         if self.phase and (counts or failed):
             self.phase.done += 0 if failed else 1
             self.phase.failed += 1 if failed else 0
-        if not self.console.is_terminal and not failed:
+        if self.phase is not None and not counts:
+            self.phase.others[tally or state] = self.phase.others.get(tally or state, 0) + 1
+        if not self.console.is_terminal and not failed and (counts or self.phase is None):
             self.console.print(line(f"{label}: {state}", (elapsed, "dim")), soft_wrap=True)
 
     def _render(self) -> Group:
@@ -296,9 +303,10 @@ def print_plan(config: LabConfig, plan: ProvisionPlan, out: Console | None = Non
             out.print(line((f"{label}: {len(students)} ", style), ", ".join(students)), soft_wrap=False)
     if each:
         out.print(Text(f"each student's stacks: {each}"))
-    for capacity in plan.capacity:
-        fits = "unknown (not readable here)" if capacity.students is None else f"{capacity.students} more students"
-        out.print(Text(f"capacity: {capacity.description}: {fits}"))
+    if plan.capacity:
+        fits = [f"{c.description}: {'unknown' if c.students is None else f'{c.students} more students'}"
+                for c in plan.capacity]
+        out.print(Text("capacity: " + "; ".join(fits)))
     cost = plan.cost
     out.print(Text(f"estimated cost until {config.expires}: {cost.with_idle_stop_usd:.2f} USD with idle stop, "
                        f"{cost.without_idle_stop_usd:.2f} USD without (`labctl cost` itemizes)"))
@@ -310,7 +318,7 @@ def print_teardown_plan(plan: TeardownPlan) -> None:
     by_student: dict[str, list[str]] = {}
     for row in plan.stacks:
         by_student.setdefault(row.student, []).append(f"{row.stack}: {row.holds}")
-    rows = [[student, "\n".join(stacks)] for student, stacks in by_student.items()]
+    rows = [[student, "; ".join(stacks)] for student, stacks in by_student.items()]
     console.print(table(f"plan on {plan.target}", ["student", "stacks"], rows))
     for number, step in enumerate(plan.steps, 1):
         console.print(Text(f"  {number}. {step}"))

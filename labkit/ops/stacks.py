@@ -78,14 +78,16 @@ def first_failure(target: Target, stack_name: str) -> str:
 
 
 def run_stacks(command: str, config: LabConfig, config_path: Path, target: Target, units: list[StackUnit],
-               emit: Sink = ignore, *, allow_expired: bool = False) -> None:
+               emit: Sink = ignore, *, allow_expired: bool = False, finished: set[str] | None = None,
+               report_failures: bool = True) -> None:
     """`cdk deploy|destroy` of `units`, CONCURRENCY at a time, each stack's start and end emitted as it happens.
 
-    A failure raises OperationError naming the stack and CloudFormation's reason."""
+    A failure raises OperationError naming the stack and CloudFormation's reason (emitted as StackFailed unless
+    the caller retries it: `report_failures`). `finished` carries what a first attempt already reported."""
     action = "deploy" if command == "deploy" else "destroy"
     by_id = {unit.construct_id: unit.stack_name for unit in units}
     started: dict[str, float] = {}
-    finished: set[str] = set()
+    finished = set() if finished is None else finished
     failed_lines: dict[str, str] = {}
 
     def relay(line: str) -> None:
@@ -121,7 +123,8 @@ def run_stacks(command: str, config: LabConfig, config_path: Path, target: Targe
         reasons = []
         for stack in unfinished:
             reason = first_failure(target, stack) or failed_lines.get(stack, "") or str(exc)
-            emit(StackFailed(stack, action, reason))
+            if report_failures:
+                emit(StackFailed(stack, action, reason))
             reasons.append(f"{stack}: {reason}")
         raise OperationError(f"{action} failed: " + ("; ".join(reasons) if reasons else str(exc))) from None
 

@@ -427,19 +427,21 @@ def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: 
     # stack names from the assembly, so CDK's CloudFormation validation of the templates (about 3 s) is skipped.
     synthesize(target, config_path, emit, validate=False, allow_expired=True)
     # The CLI deletes dependants first: students' GPU stacks before the class network they import.
+    vpcs = [name for kind, name in result.known if kind == "vpc"]
+    finished: set[str] = set()
     try:
-        run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True)
+        run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True, finished=finished,
+                   report_failures=not vpcs)
     except OperationError as exc:
-        vpcs = [name for kind, name in result.known if kind == "vpc"]
         if not vpcs:
             raise
         # DELETE_FAILED on a network: clear what blocks the VPCs, then delete the stacks again.
-        emit(Info(f"stack delete failed ({exc}); cleaning {len(vpcs)} VPCs directly and retrying"))
+        emit(Info(f"{exc}; cleaning {len(vpcs)} VPCs directly and retrying"))
         for vpc_id in vpcs:
             clean_vpc(target.clients("ec2"), vpc_id, echo=lambda line: emit(Info(line)),
                       wait_delay=target.wait_delay)
         # Stacks already gone are skipped by the CLI.
-        run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True)
+        run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True, finished=finished)
 
 
 def _delete_notebook_logs(target: Target, config: LabConfig, notebooks: list[str] | None = None) -> None:
