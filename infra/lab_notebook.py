@@ -11,7 +11,7 @@ from constructs import Construct
 
 from infra.lab_bucket import LabBucket
 from infra.nag import acknowledge, acknowledge_wildcard_resource
-from lab_scripts.boot_scripts import render_on_start
+from lab_scripts.boot_scripts import NOTEBOOK_PREFIX, render_on_start
 from course.config import SageMakerSettings
 from course.naming import TAG_STUDENT, StudentNames
 
@@ -42,6 +42,7 @@ class LabNotebook(Construct):
             service="logs", resource="log-group", resource_name=NOTEBOOK_LOG_GROUP, arn_format=ArnFormat.COLON_RESOURCE_NAME
         )
         objects_arn = self.bucket.arn_for_objects("*")
+        synced_arn = self.bucket.arn_for_objects(f"{NOTEBOOK_PREFIX}*")
         log_streams_arn = f"{log_group_arn}:log-stream:{names.notebook}/*"
 
         self.role = iam.Role(
@@ -69,6 +70,14 @@ class LabNotebook(Construct):
                     actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                     resources=[objects_arn],
                 ),
+                # What the lifecycle script's sync of the notebook's volume writes, and only there. It adds no
+                # access beyond ReadWriteOwnObjects (the student's code uses that); it names the sync's reach so a
+                # narrower role for students' own code cannot take the sync away unnoticed (a test pins both).
+                iam.PolicyStatement(
+                    sid="SyncNotebookVolume",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[synced_arn],
+                ),
                 iam.PolicyStatement(
                     sid="StopSelfWhenIdle",
                     actions=["sagemaker:DescribeNotebookInstance", "sagemaker:StopNotebookInstance"],
@@ -95,6 +104,12 @@ class LabNotebook(Construct):
         )
         acknowledge_wildcard_resource(
             policy,
+            synced_arn,
+            f"The copy of the notebook's volume under {NOTEBOOK_PREFIX} in the student's own bucket: file names "
+            "are the student's, chosen at run time.",
+        )
+        acknowledge_wildcard_resource(
+            policy,
             log_streams_arn,
             "SageMaker names the log streams of a notebook '<notebook>/<source>' at run time; the prefix "
             "limits writes to this notebook's own streams.",
@@ -106,7 +121,8 @@ class LabNotebook(Construct):
             notebook_instance_lifecycle_config_name=names.lifecycle_config,
             on_start=[
                 sagemaker.CfnNotebookInstanceLifecycleConfig.NotebookInstanceLifecycleHookProperty(
-                    content=Fn.base64(render_on_start(props.settings.idle_minutes))
+                    content=Fn.base64(render_on_start(props.settings.idle_minutes, bucket=names.bucket,
+                                                      region=names.region))
                 )
             ],
         )

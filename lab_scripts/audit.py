@@ -13,7 +13,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lab_scripts import prices
-from course.naming import TAG_COURSE
+from lab_scripts.preserve import TAG_PRESERVED_FROM as PRESERVED_FROM
+from course.naming import TAG_COURSE, TAG_STUDENT
 
 ClientFactory = Callable[[str], Any]
 
@@ -30,6 +31,8 @@ class Leftover:
     detail: str = ""
     # Estimated cost while it stays (lab_scripts.prices); None where the price table does not know the type.
     usd_per_hour: float | None = None
+    # Student data kept on purpose at course end (a GPU home snapshot): billed, but not a leftover to clean up.
+    kept: bool = False
 
 
 @dataclass
@@ -39,11 +42,19 @@ class AuditReport:
 
     @property
     def billable(self) -> list[Leftover]:
-        return [item for item in self.leftovers if item.billable]
+        return [item for item in self.leftovers if item.billable and not item.kept]
 
     @property
     def clean(self) -> bool:
-        return not self.leftovers
+        return all(item.kept for item in self.leftovers)
+
+    @property
+    def kept(self) -> list[Leftover]:
+        return [item for item in self.leftovers if item.kept]
+
+    @property
+    def kept_usd_per_hour(self) -> float:
+        return sum(item.usd_per_hour or 0.0 for item in self.kept)
 
     @property
     def usd_per_hour(self) -> float:
@@ -191,8 +202,12 @@ def audit_course(
                                              prices.storage_per_hour(prices.EBS_GP3_GB_MONTH, size_gb=volume["Size"])))
         for snapshot in _pages(ec2, "describe_snapshots", "Snapshots", OwnerIds=["self"], Filters=tagged_course):
             size = snapshot.get("VolumeSize", 0)
-            report.leftovers.append(Leftover("ec2", "snapshot", snapshot["SnapshotId"], True, f"of {size} GB",
-                                             prices.storage_per_hour(prices.SNAPSHOT_GB_MONTH, size_gb=size)))
+            tags = {tag["Key"]: tag["Value"] for tag in snapshot.get("Tags", [])}
+            kept = PRESERVED_FROM in tags  # lab_scripts.preserve: a student's GPU home, deleted only on request
+            detail = (f"of {size} GB, kept on purpose: {tags.get(TAG_STUDENT, '?')}'s GPU home from "
+                      f"{tags[PRESERVED_FROM]}" if kept else f"of {size} GB")
+            report.leftovers.append(Leftover("ec2", "snapshot", snapshot["SnapshotId"], True, detail,
+                                             prices.storage_per_hour(prices.SNAPSHOT_GB_MONTH, size_gb=size), kept))
         for vpc in ec2.describe_vpcs(Filters=tagged_course)["Vpcs"]:
             report.leftovers.append(Leftover("ec2", "vpc", vpc["VpcId"], False))
 

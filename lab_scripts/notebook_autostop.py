@@ -3,6 +3,8 @@
 It is inlined into the notebook's lifecycle configuration (no download at start), so it is standalone:
 stdlib only, with boto3 used when the notebook's Python has it and the AWS CLI otherwise.
 Idle means: no kernel busy, and no kernel or terminal activity, since the last activity or instance start.
+Before it stops the notebook it copies the notebook's volume to the student's bucket once more (the sync script
+the lifecycle configuration installs), so an idle stop loses nothing saved.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any
 JUPYTER = "https://localhost:8443"
 METADATA = "/opt/ml/metadata/resource-metadata.json"
 START_MARKER = "/var/lib/labkit/started"
+SYNC_SCRIPT = "/opt/labkit/sync-notebook.sh"  # boot_scripts.SYNC_SCRIPT; this file must stay standalone
+# The final sync gets this long; a stopped notebook keeps its volume, so a sync cut short loses nothing yet.
+SYNC_TIMEOUT_SECONDS = 240
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -70,6 +75,18 @@ def stop_notebook(name: str, client: Any = None) -> None:
     client.stop_notebook_instance(NotebookInstanceName=name)
 
 
+def sync_volume(script: str = SYNC_SCRIPT, timeout: float = SYNC_TIMEOUT_SECONDS) -> bool:
+    """Copy the notebook's volume to the bucket now; whether it succeeded (the script logs why not)."""
+    if not os.path.exists(script):
+        print(f"no sync script at {script}", flush=True)
+        return False
+    try:
+        return subprocess.run(["/bin/bash", script], timeout=timeout, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        print(f"final sync still running after {timeout:.0f} s; stopping anyway (the volume is kept)", flush=True)
+        return False
+
+
 def run(
     limit: float,
     *,
@@ -77,12 +94,15 @@ def run(
     started: dt.datetime,
     now: dt.datetime,
     stop: Callable[[], None],
+    sync: Callable[[], bool] = lambda: True,
 ) -> bool:
-    """Stop the notebook if it has been idle for `limit` minutes; return whether it did."""
+    """Stop the notebook if it has been idle for `limit` minutes, after a last sync; return whether it did."""
     idle = idle_minutes(get("/api/sessions"), get("/api/terminals"), started, now)
     print(f"{now.isoformat()} idle {idle:.0f} of {limit:.0f} minutes", flush=True)
     if idle < limit:
         return False
+    synced = sync()
+    print(f"final sync before the stop: {'done' if synced else 'failed'}", flush=True)
     stop()
     return True
 
@@ -94,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.fromtimestamp(os.path.getmtime(START_MARKER), dt.timezone.utc)
     name = notebook_name()
     stopped = run(
-        args.idle_minutes, started=started, now=dt.datetime.now(dt.timezone.utc), stop=lambda: stop_notebook(name)
+        args.idle_minutes, started=started, now=dt.datetime.now(dt.timezone.utc), stop=lambda: stop_notebook(name),
+        sync=sync_volume,
     )
     if stopped:
         print(f"stopping idle notebook {name}", flush=True)

@@ -71,7 +71,7 @@ class Journal:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.data: dict[str, Any] = {"done": [], "archives": {}}
+        self.data: dict[str, Any] = {"done": []}
         if path is not None and path.exists():
             self.data = json.loads(path.read_text())
 
@@ -151,25 +151,15 @@ def _pause_guard(ctx: Drain, rule: str) -> None:
 
 
 def _archive_bucket(ctx: Drain, bucket: str) -> None:
-    step = f"archive:{bucket}"
-    if ctx.journal.done(step):
-        # Archived and emptied by the interrupted run; what is in it now arrived after (nothing can, frozen).
-        recorded = ctx.journal.data["archives"].get(bucket)
-        if recorded:
-            ctx.result.archived.append(buckets.ArchiveResult(bucket, recorded["files"], recorded["bytes"],
-                                                             Path(recorded["manifest"]) if recorded["manifest"]
-                                                             else None))
-        leftover = buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir)
-        if leftover.files:
-            ctx.result.archived.append(leftover)
-        return
+    # Safe to repeat: a rerun archives into the interrupted run's folder, adding only what is new, and empties
+    # only what the verified archive holds.
     archived = buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir)
     ctx.result.archived.append(archived)
-    ctx.journal.data["archives"][bucket] = {"files": archived.files, "bytes": archived.bytes,
-                                            "manifest": str(archived.manifest) if archived.manifest else ""}
-    ctx.journal.record(step)
+    ctx.journal.record(f"archive:{bucket}")
     ctx.emit(BucketArchived(bucket, archived.files, archived.bytes,
                             str(archived.manifest.parent) if archived.manifest else ""))
+    if archived.late:
+        ctx.emit(Warning(f"s3://{bucket}: {archived.late} versions were written during the archive (archived too)"))
 
 
 def _report_failed_events(ctx: Drain, queue_url: str) -> None:
@@ -386,7 +376,7 @@ def teardown(config: LabConfig, config_path: Path, target: Target, archive: Path
     journal = journal if journal is not None else Journal.for_course(config)
     if journal.data.get("target", target.label) != target.label:
         journal = Journal(journal.path)  # a journal of another endpoint (an emulator gone since) does not apply
-        journal.data = {"done": [], "archives": {}}
+        journal.data = {"done": []}
     journal.data["target"] = target.label
     result = destroy(config, config_path, target, list(LABS), archive_dir=archive, emit=emit, journal=journal)
     if result.audit.clean:

@@ -13,7 +13,7 @@ import pytest
 
 import boto3
 
-from lab_scripts import dlc, notebook, rekognition, sample_images
+from lab_scripts import buckets, dlc, notebook, rekognition, sample_images
 from lab_scripts.class_repository import layerless_manifest
 from lab_scripts.guard import run_deployed_guard
 from lab_scripts.inventory import EXISTS, SKIPPED
@@ -111,7 +111,8 @@ def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
     assert {line.split(":")[0] for line in out.splitlines() if "deleted 1 access key" in line} == users
     assert f"ECR {config.names.class_repository}: deleted 1 image(s)" in out
     assert "0 resources left" in out and "ml101-guard-schedule: disabled" in out
-    assert (archive / config.names.student("alice").bucket / "work" / "model.py").read_bytes() == b"import mxnet\n"
+    assert buckets.read_archived(archive / config.names.student("alice").bucket / "manifest.json",
+                                 "work/model.py") == b"import mxnet\n"
     assert not target.clients("ec2").describe_vpcs(Filters=[{"Name": "vpc-id", "Values": vpcs}])["Vpcs"]
     summaries = target.clients("cloudformation").list_stacks()["StackSummaries"]
     statuses = {s["StackName"]: s["StackStatus"] for s in summaries}
@@ -198,9 +199,9 @@ def labels_are_archived_and_gone(target: Target, config: LabConfig, archive: Pat
                                  outcome: Any, out: str) -> None:
     names = config.names.rekognition
     assert f"{names.dead_letter_queue}: 1 failed events are deleted with the queue" in out
-    archived = archive / names.bucket
-    assert (archived / key).read_bytes() == image.read_bytes()
-    assert json.loads((archived / outcome.result_key).read_text())["source"]["key"] == key
+    archived = archive / names.bucket / "manifest.json"
+    assert buckets.read_archived(archived, key) == image.read_bytes()
+    assert json.loads(buckets.read_archived(archived, outcome.result_key))["source"]["key"] == key
     assert target.clients("logs").describe_log_groups(logGroupNamePrefix=names.log_group)["logGroups"] == []
     assert target.clients("lambda").list_functions()["Functions"] == []
     assert not target.clients("sqs").list_queues().get("QueueUrls")

@@ -43,6 +43,34 @@ def test_run_stops_only_past_the_limit() -> None:
     assert calls == ["x"]
 
 
+def test_the_volume_is_synced_right_before_an_idle_stop() -> None:
+    calls: list[str] = []
+    replies = {"/api/sessions": [kernel(0)], "/api/terminals": []}
+    autostop.run(60, get=replies.__getitem__, started=START, now=at(59), stop=lambda: calls.append("stop"),
+                 sync=lambda: calls.append("sync") is None)
+    assert calls == []
+    autostop.run(60, get=replies.__getitem__, started=START, now=at(61), stop=lambda: calls.append("stop"),
+                 sync=lambda: calls.append("sync") is None)
+    assert calls == ["sync", "stop"]
+
+
+def test_a_failed_sync_still_stops_the_notebook(tmp_path: Path) -> None:
+    script = tmp_path / "sync.sh"
+    script.write_text("exit 3\n")
+    assert autostop.sync_volume(str(script)) is False
+    assert autostop.sync_volume(str(tmp_path / "missing.sh")) is False
+    script.write_text("sleep 5\n")
+    assert autostop.sync_volume(str(script), timeout=0.2) is False
+    script.write_text("exit 0\n")
+    assert autostop.sync_volume(str(script)) is True
+
+
+def test_the_standalone_script_names_the_installed_sync() -> None:
+    from lab_scripts import boot_scripts
+
+    assert autostop.SYNC_SCRIPT == boot_scripts.SYNC_SCRIPT
+
+
 def test_stop_notebook_calls_sagemaker(aws: Any, sagemaker: Any) -> None:
     name = create_notebook(aws)
     autostop.stop_notebook(name, client=sagemaker)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aws_cdk import App
 
+from lab_scripts import buckets
 from lab_scripts.organization import account_clients, ensure_ou, ensure_student_accounts
 from labkit.events import describe
 from labkit.ops.errors import RefusedError
@@ -60,9 +61,9 @@ def test_each_students_bucket_is_archived_in_their_own_account(
     DRAIN["AWS::CloudFormation::StackSet"](ctx, "ml101-LabStudent:0a1b2c3d")
     assert set(result.student_accounts) == set(accounts.values())
     for bucket, body in written.items():
-        assert (tmp_path / "archive" / bucket / "work" / "model.py").read_text() == body
         manifest = json.loads((tmp_path / "archive" / bucket / "manifest.json").read_text())
         assert [entry["key"] for entry in manifest["objects"]] == ["work/model.py"]
+        assert buckets.read_archived(tmp_path / "archive" / bucket / "manifest.json", "work/model.py") == body.encode()
     for account in accounts.values():
         clients = result.student_accounts[account]
         bucket = CourseNames("ml101", account, "us-east-1").student(PLACEHOLDER_STUDENT).bucket

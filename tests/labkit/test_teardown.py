@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Template
 
-from lab_scripts import prices
+from lab_scripts import buckets, prices
 from lab_scripts.guard_fn.handler import Policy, Settings
 from labkit.events import describe
 from labkit import cli
@@ -111,7 +111,7 @@ def test_destroy_archives_and_removes_what_the_guard_kept(target: Target, course
     result = DestroyResult()
     _remove_retained(Drain(target, tmp_path, lambda event: lines.append(describe(event)), result), config)
     assert result.retained == [kept, "ml101-alice-dlc"]
-    assert (tmp_path / kept / "notebooks" / "lab1.ipynb").read_bytes() == b"{}"
+    assert buckets.read_archived(tmp_path / kept / "manifest.json", "notebooks/lab1.ipynb") == b"{}"
     names = {bucket["Name"] for bucket in target.clients("s3").list_buckets()["Buckets"]}
     assert names == {config.names.student("bob").bucket}
     assert iam.list_users(PathPrefix=config.names.iam_path)["Users"] == []

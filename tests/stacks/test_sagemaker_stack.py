@@ -149,3 +149,34 @@ def test_outputs_name_no_secrets(template: Template) -> None:
     outputs = template.to_json()["Outputs"]
     assert outputs
     assert not [key for key in outputs if any(w in key.lower() for w in ("secret", "password", "key", "token"))]
+
+
+def lifecycle_script(own: Template) -> str:
+    lifecycle, = own.find_resources("AWS::SageMaker::NotebookInstanceLifecycleConfig").values()
+    content = lifecycle["Properties"]["OnStart"][0]["Content"]
+    return content["Fn::Base64"] if isinstance(content, dict) else base64.b64decode(content).decode()
+
+
+def test_lifecycle_script_syncs_the_volume_to_the_students_own_prefix(templates: dict[str, Template],
+                                                                      config: LabConfig) -> None:
+    for student in config.students:
+        script = lifecycle_script(templates[f"LabSageMaker-{student}"])
+        names = config.names.student(student)
+        assert f"BUCKET={names.bucket}\nPREFIX=notebook/\nREGION={config.region}\n" in script
+        assert "/etc/cron.d/labkit-sync" in script and "nohup /bin/bash /opt/labkit/sync-notebook.sh" in script
+        assert len(script) <= 16_384
+
+
+def test_sync_statement_writes_only_under_the_notebook_prefix(templates: dict[str, Template],
+                                                            config: LabConfig) -> None:
+    for student in config.students:
+        own = templates[f"LabSageMaker-{student}"]
+        policy, = own.find_resources("AWS::IAM::Policy").values()
+        bucket_id, = own.find_resources("AWS::S3::Bucket")
+        statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+        sync = statements["SyncNotebookVolume"]
+        assert sync["Effect"] == "Allow"
+        assert sorted(sync["Action"]) == ["s3:AbortMultipartUpload", "s3:PutObject"]
+        assert sync["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/notebook/*"]]}
+        # `aws s3 sync` lists the prefix to compare; the bucket-level statement allows that.
+        assert "s3:ListBucket" in statements["ListOwnBucket"]["Action"]
