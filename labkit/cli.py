@@ -20,7 +20,8 @@ from rich.text import Text
 
 from course.catalog import DLAMIS
 from course.config import LABS, ConfigError, LabConfig, load_config
-from lab_scripts import instance, notebook
+from course.layout import PER_STUDENT_LABS
+from lab_scripts import instance, notebook, preserve
 from lab_scripts.audit import AuditReport
 from lab_scripts.buckets import ArchiveError
 from lab_scripts.cost import COLUMNS as COST_COLUMNS
@@ -35,6 +36,7 @@ from labkit.events import PhaseStarted
 from labkit.ops import guard as guard_ops
 from labkit.ops import handouts as handout_ops
 from labkit.ops import machines, status as status_ops
+from labkit.ops import students as student_ops
 from labkit.ops.errors import OperationError, RefusedError
 from labkit.ops.provision import ProvisionPlan, class_cost, prepare, provision
 from labkit.ops.stacks import deploy
@@ -352,6 +354,66 @@ def cmd_keys(args: argparse.Namespace, config: LabConfig) -> int:
     return 0
 
 
+def cmd_reset(args: argparse.Namespace, config: LabConfig) -> int:
+    student = student_id(config, args.student, args.config)
+    target = _target(args, config)
+    archive = Path(args.archive) if args.archive else archive_dir_for(config)
+    plan = teardown_plan(target, config, archive, list(PER_STUDENT_LABS), [student])
+    print_teardown_plan(plan)
+    console.print(Text(f"then: deploy {student}'s stacks again and put every archived file back into their new "
+                       "bucket (checked by SHA-256)"))
+    if not args.yes:
+        console.print(Text("dry run: nothing changed (add --yes to do it)"))
+        return 0
+    with _view(args, "reset") as view:
+        result = student_ops.reset(config, Path(args.config), target, student, archive, view)
+    console.print(Text(f"{student}: a fresh notebook and GPU instance; {result.checked} files restored, SHA-256 "
+                       f"equal; the archive stays in {archive}"))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, config: LabConfig) -> int:
+    student = student_id(config, args.student, args.config)
+    restored = student_ops.restore(_target(args, config), config, student, Path(args.from_),
+                                   "latest" if args.latest else "all")
+    console.print(Text(f"restored {restored.versions} versions ({restored.bytes} bytes) and {restored.delete_markers} "
+                       f"deletes into s3://{restored.bucket}"))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace, config: LabConfig) -> int:
+    students = [student_id(config, s, args.config) for s in args.students] or list(config.students)
+    out = Path(args.out) if args.out else ROOT / ".labkit" / "collected" / config.course_id
+    for found in student_ops.collect(_target(args, config), config, students, out):
+        skipped = f"; skipped (too large): {', '.join(found.skipped)}" if found.skipped else ""
+        console.print(Text(f"{found.student}: {found.notebooks} notebooks, {found.files} files ({found.bytes} bytes) "
+                           f"-> {found.folder}{skipped}"))
+    return 0
+
+
+def cmd_preserved(args: argparse.Namespace, config: LabConfig) -> int:
+    ec2 = _target(args, config).clients("ec2")
+    if args.action == "list":
+        rows = preserve.list_preserved(ec2, config.course_id)
+        console.print(table(f"{config.course_id}: GPU homes kept as snapshots", ["student", "snapshot", "GB", "state"],
+                            [[r.student, r.snapshot_id, str(r.size_gb), r.state] for r in rows]))
+        return 0
+    students = [student_id(config, s, args.config, former=True) for s in args.student] if args.student else None
+    deleted = preserve.delete_preserved(ec2, config.course_id, students=students, dry_run=not args.yes)
+    verb = "deleted" if args.yes else "would delete (add --yes)"
+    console.print(Text(f"{verb}: {', '.join(r.snapshot_id for r in deleted) or 'no snapshot'}"))
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace, config: LabConfig) -> int:
+    target = _target(args, config)
+    archive = archive_dir_for(config)
+    with _view(args, "repair") as view:
+        removed = student_ops.repair(config, target, archive, view)
+    console.print(Text(f"removed {len(removed)} stuck stack(s){': ' + ', '.join(removed) if removed else ''}"))
+    return 0
+
+
 def cmd_local(args: argparse.Namespace) -> int:
     if args.action == "up":
         config = load_config(args.config)
@@ -445,6 +507,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("student", nargs="?", help="one student: id, e-mail or name (default: every student)")
     p.add_argument("--out", help=f"folder for issued key files (default: {KEYS_ROOT.relative_to(ROOT)}/<course>)")
     p.add_argument("--csv", action="store_true", help="issue as CSV (spreadsheet-safe) instead of a credentials file")
+    p = with_target(sub.add_parser("reset", help="archive one student's work, rebuild their notebook and GPU "
+                                   "instance, put their files back (dry run unless --yes)"))
+    p.add_argument("student", help="id, e-mail or name")
+    p.add_argument("--yes", action="store_true", help="really do it")
+    p.add_argument("--archive", help="archive folder (default: .labkit/archive/<course>-<time>)")
+    p = with_target(sub.add_parser("restore", help="put an archived bucket back into a student's bucket"))
+    p.add_argument("student", help="id, e-mail or name")
+    p.add_argument("--from", dest="from_", required=True, metavar="ARCHIVE",
+                   help="the bucket's archive folder (or its manifest.json)")
+    p.add_argument("--latest", action="store_true", help="only each file's latest version")
+    p = with_target(sub.add_parser("collect", help="copy students' notebooks from their buckets, for grading"))
+    p.add_argument("students", nargs="*", help="students: id, e-mail or name (default: every student)")
+    p.add_argument("--out", help="folder (default: .labkit/collected/<course>)")
+    p = with_target(sub.add_parser("preserved", help="GPU homes kept as snapshots by teardown/destroy"))
+    p.add_argument("action", choices=["list", "delete"])
+    p.add_argument("--student", action="append", metavar="STUDENT", help="only theirs (repeatable)")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    with_target(sub.add_parser("repair", help="remove stacks stuck in REVIEW_IN_PROGRESS, ROLLBACK_COMPLETE or "
+                               "DELETE_FAILED (archiving any bucket they hold)"))
     p = sub.add_parser("local", help="run the embedded emulator in the background")
     p.add_argument("action", choices=["up", "down", "env"])
     p.add_argument("--port", type=int, help="port for `up` (default: a free one)")
@@ -454,10 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"deploy": cmd_deploy, "destroy": cmd_destroy, "teardown": cmd_teardown, "stop-all": cmd_stop_all,
             "guard": cmd_guard, "audit": cmd_audit, "status": cmd_status, "notebook": cmd_notebook, "gpu": cmd_gpu,
             "doctor": cmd_doctor, "keys": cmd_keys, "provision": cmd_provision, "handout": cmd_handout,
-            "cost": cmd_cost}
+            "cost": cmd_cost, "reset": cmd_reset, "restore": cmd_restore, "collect": cmd_collect,
+            "preserved": cmd_preserved, "repair": cmd_repair}
 # Commands that still work once the course has ended: they look, stop, or take down.
 AFTER_EXPIRY = {"destroy", "teardown", "stop-all", "guard", "audit", "status", "notebook", "gpu", "keys", "handout",
-                "cost"}
+                "cost", "restore", "collect", "preserved", "repair"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labctl: error: {exc}", file=sys.stderr)
         return 2
     except (OperationError, CdkError, ArchiveError, notebook.NotebookError, instance.InstanceError, SettingsError,
-            PricingError, OrganizationError, RuntimeError) as exc:
+            PricingError, OrganizationError, preserve.PreserveError, RuntimeError) as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as exc:

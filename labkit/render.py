@@ -250,13 +250,17 @@ def state(text: str) -> Text:
 def print_audit(report: AuditReport) -> None:
     for note in report.unchecked:
         console.print(line(("unchecked ", "yellow"), note))
+    if report.kept:
+        console.print(Text(f"{len(report.kept)} kept on purpose (students' GPU homes as snapshots): about "
+                           f"{report.kept_usd_per_hour * 730:.2f} USD/month until `labctl preserved delete`"))
+    left = [item for item in report.leftovers if not item.kept]
     if report.clean:
         console.print(styled("0 resources left", "bold green"))
         return
     rows = [[item.service, item.kind, item.name, "yes" if item.billable else "no",
              "-" if not item.billable else "?" if item.usd_per_hour is None else f"{item.usd_per_hour:.4f}",
-             item.detail] for item in report.leftovers]
-    console.print(table(f"{len(report.leftovers)} resources left",
+             item.detail] for item in left]
+    console.print(table(f"{len(left)} resources left",
                         ["service", "kind", "name", "billable", "USD/hour", "detail"], rows))
     if report.billable:
         unknown = f"; no price known for {len(report.unpriced)} of them" if report.unpriced else ""

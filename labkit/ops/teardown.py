@@ -21,7 +21,7 @@ from course.config import LabConfig
 from course.layout import LABS, StackUnit
 from course.naming import PLACEHOLDER_STUDENT, CourseNames
 from labkit import ROOT
-from lab_scripts import access_keys, buckets, class_repository, instance, notebook
+from lab_scripts import access_keys, buckets, class_repository, instance, notebook, preserve, prices
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.network_cleanup import clean_vpc
 from lab_scripts.organization import account_clients, stack_instance_states
@@ -52,6 +52,8 @@ class DestroyResult:
     # Account-per-student mode: each student account's client factory, so the audit covers those accounts too.
     student_accounts: dict[str, ClientFactory] = field(default_factory=dict)
     deleted_stacks: list[str] = field(default_factory=list)
+    # GPU instances' root volumes kept as snapshots before their stacks were deleted.
+    snapshots: list[preserve.SnapshotRecord] = field(default_factory=list)
     archive_dir: Path | None = None
     audit: AuditReport = field(default_factory=AuditReport)
 
@@ -150,7 +152,7 @@ def _pause_guard(ctx: Drain, rule: str) -> None:
     ctx.emit(Info(f"{rule}: disabled, the guard does not run during the teardown"))
 
 
-def _archive_bucket(ctx: Drain, bucket: str) -> None:
+def archive_bucket(ctx: Drain, bucket: str) -> None:
     # Safe to repeat: a rerun archives into the interrupted run's folder, adding only what is new, and empties
     # only what the verified archive holds.
     archived = buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir)
@@ -228,7 +230,7 @@ DRAIN: dict[str, Callable[[Drain, str], None]] = {
     "AWS::EC2::Instance": _stop_instance,
     "AWS::IAM::User": _freeze_keys,
     "AWS::Events::Rule": _pause_guard,
-    "AWS::S3::Bucket": _archive_bucket,
+    "AWS::S3::Bucket": archive_bucket,
     "AWS::SQS::Queue": _report_failed_events,
     "AWS::SageMaker::NotebookInstanceLifecycleConfig": _remember_lifecycle_config,
     "AWS::EC2::VPC": _remember_vpc,
@@ -241,6 +243,21 @@ AFTER_ARCHIVE: dict[str, Callable[[Drain, str], None]] = {
 }
 
 
+def _preserve_homes(ctx: Drain, instances: dict[str, str]) -> None:
+    """Each student's GPU volume as a tagged snapshot, complete before its stack (and volume) is deleted: home
+    directories, conda environments and images outside the bucket survive. Deleted by `labctl preserved delete`."""
+    if not instances or ctx.config is None or ctx.archive_dir is None:
+        return
+    records = preserve.preserve_homes(ctx.target.clients("ec2"), instances, course=ctx.config.course_id,
+                                      delay=ctx.target.wait_delay)
+    ctx.result.snapshots = records
+    preserve.write_manifest(ctx.archive_dir, records)
+    for record in records:
+        ctx.emit(Info(f"{record.student}: GPU home kept as {record.snapshot_id} ({record.size_gb} GB, at most "
+                      f"{record.size_gb * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved delete`)"))
+    ctx.journal.record("preserved")
+
+
 def _remove_retained(ctx: Drain, config: LabConfig) -> None:
     """Archive and delete what the guard (or a plain `cdk destroy`) kept, so nothing is left and nothing lost."""
     s3, iam = ctx.target.clients("s3"), ctx.target.clients("iam")
@@ -248,7 +265,7 @@ def _remove_retained(ctx: Drain, config: LabConfig) -> None:
         _freeze_keys(ctx, user)
     for bucket in retained_buckets(ctx.target, config):
         ctx.emit(Info(f"s3://{bucket}: kept when its stack was deleted"))
-        _archive_bucket(ctx, bucket)
+        archive_bucket(ctx, bucket)
         s3.delete_bucket(Bucket=bucket)
         ctx.result.retained.append(bucket)
     for user in retained_users(ctx.target, config):
@@ -342,6 +359,9 @@ def destroy(
                     drain(ctx, physical_id)
     if students is None:
         _remove_retained(ctx, config)
+    if archive_dir is not None:
+        _preserve_homes(ctx, {physical_id: unit.student for unit, resources in deployed.items() if unit.student
+                              for physical_id in physical_of(resources, "AWS::EC2::Instance")})
     journal.record("drained")
     emit(PhaseFinished("archiving", 0.0))
     in_app = {unit.stack_name for unit in config.stacks()}
