@@ -89,8 +89,14 @@ def student_id(config: LabConfig, text: str, source: str, *, former: bool = Fals
     raise UsageError(f"student {text!r} is not in {source} (give an id, an e-mail or a name)")
 
 
-def _view(args: argparse.Namespace, command: str) -> LiveView:
-    return LiveView(command, verbose=getattr(args, "verbose", False))
+# The log of the command now running, named again when it fails.
+_LOGS: list[Path] = []
+
+
+def _view(args: argparse.Namespace, command: str, out: Console | None = None) -> LiveView:
+    view = LiveView(command, out, verbose=getattr(args, "verbose", False))
+    _LOGS.append(view.log_path)
+    return view
 
 
 def print_class_status(target: Target, config: LabConfig, fmt: str = "table") -> None:
@@ -128,7 +134,7 @@ def cmd_provision(args: argparse.Namespace, config: LabConfig) -> int:
     target = _target(args, config)
     # Scripts read stdout: with --json the plan and progress go to stderr, the JSON to stdout.
     out = make_console(stderr=True) if args.json else console
-    with LiveView("provision", out, verbose=args.verbose) as view:
+    with _view(args, "provision", out) as view:
         source = f"roster {config.classroom.roster}" if config.roster else str(args.config)
         view.print(Text(f"{config.course_id}: {len(config.students)} students from {source}, "
                         f"{config.classroom.mode}, into {target.label}"))
@@ -559,6 +565,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OperationError, CdkError, ArchiveError, notebook.NotebookError, instance.InstanceError, SettingsError,
             PricingError, OrganizationError, preserve.PreserveError, RuntimeError) as exc:
         print(f"labctl: error: {exc}", file=sys.stderr)
+        logs = [path for path in _LOGS if path.exists()]
+        if logs:
+            print(f"labctl: the CDK CLI's full output: {logs[-1]}", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as exc:
         print(f"labctl: AWS error: {exc}", file=sys.stderr)

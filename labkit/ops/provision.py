@@ -20,7 +20,7 @@ from lab_scripts.organization import ensure_student_accounts
 from lab_scripts.quotas import Capacity, account_capacity
 from labkit.cdk import ASSEMBLY
 from labkit.deployed import STUCK, deployed_notebooks, dropped_out_stacks, stuck_stacks
-from labkit.events import Info, PhaseFinished, PhaseStarted, Sink, Warning, ignore
+from labkit.events import Info, PhaseFinished, PhaseStarted, Sink, ignore
 from labkit.ops.errors import RefusedError
 from labkit.ops.stacks import deploy, ensure_bootstrapped, synthesize
 from labkit.target import Target
@@ -185,10 +185,7 @@ def prepare(config: LabConfig, config_path: Path, target: Target, emit: Sink = i
     ensure_bootstrapped(target, config, config_path, emit)
     emit(Info("synthesizing the course's stacks"))
     synthesize(target, config_path, emit)
-    result = plan(config, target, capacity=capacity)
-    for line in result.warnings:
-        emit(Warning(line))
-    return result
+    return plan(config, target, capacity=capacity)
 
 
 def provision(config: LabConfig, config_path: Path, target: Target, the_plan: ProvisionPlan,

@@ -86,13 +86,19 @@ def run_stacks(command: str, config: LabConfig, config_path: Path, target: Targe
     the caller retries it: `report_failures`). `finished` carries what a first attempt already reported."""
     action = "deploy" if command == "deploy" else "destroy"
     by_id = {unit.construct_id: unit.stack_name for unit in units}
+    # The CLI names a stack by construct id in progress lines and by stack name in some error lines.
+    by_id |= {unit.stack_name: unit.stack_name for unit in units}
     started: dict[str, float] = {}
     finished = set() if finished is None else finished
     failed_lines: dict[str, str] = {}
+    awaiting_reason: list[str] = []  # the CLI prints a failed stack's error on the line after its ❌ line
 
     def relay(line: str) -> None:
         emit(ToolOutput(line))
         text = line.strip()
+        if awaiting_reason and not _STARTED.match(text) and not _FINISHED.match(text):
+            failed_lines[awaiting_reason.pop()] = text.lstrip("‣ ").strip()
+            return
         if match := _STARTED.match(text):
             stack = by_id.get(match["id"])
             if stack and stack not in started:
@@ -102,13 +108,15 @@ def run_stacks(command: str, config: LabConfig, config_path: Path, target: Targe
             stack = by_id.get(match["id"])
             if stack:
                 failed_lines[stack] = text
+                awaiting_reason.append(stack)
         elif match := _FINISHED.match(text):
             stack = by_id.get(match["id"])
             if stack and stack not in finished:
                 finished.add(stack)
                 emit(StackFinished(stack, action, time.monotonic() - started.get(stack, time.monotonic())))
 
-    args = [command, "--app", str(ASSEMBLY), *sorted(by_id), "--concurrency", str(CONCURRENCY)]
+    args = [command, "--app", str(ASSEMBLY), *sorted(unit.construct_id for unit in units), "--concurrency",
+            str(CONCURRENCY)]
     if command == "deploy":
         args += ["--progress", "events"]
         if target.emulator:
