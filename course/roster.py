@@ -139,6 +139,8 @@ def parse_roster(text: str | bytes, *, source: str = "roster", names: CourseName
                 if not value or not key:
                     continue
                 if key in seen[field]:
+                    if field == "name" and derived and seen["id"].get(student.id) == seen["name"][key]:
+                        continue  # the id derived from this name is already reported as the same
                     hint = " (derived from the name: add an id column to tell them apart)"
                     fail(field, f"{_show(value)} is also row {seen[field][key]}"
                                 f"{hint if field == 'id' and derived else ''}")
