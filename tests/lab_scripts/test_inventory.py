@@ -132,8 +132,10 @@ def test_container_users_exist_and_what_moto_skipped_is_named(aws: Any, containe
     # moto has no AWS::IAM::Group: the group, its inline policies and the memberships do not exist there.
     assert [row.state for row in rows["AWS::IAM::Group"]] == [SKIPPED]
     assert all({"Groups", "Tags"} <= set(row.ignored) for row in users)
-    (repository,) = rows["AWS::ECR::Repository"]
-    assert repository.state == EXISTS and "LifecyclePolicy" in repository.ignored
+    # The course's shared repository and each student's own.
+    repositories = rows["AWS::ECR::Repository"]
+    assert sorted(row.physical_id for row in repositories) == ["ml101-class", "ml101-class/alice", "ml101-class/bob"]
+    assert all(row.state == EXISTS and "LifecyclePolicy" in row.ignored for row in repositories)
 
 
 def test_container_user_shows_its_access_keys(aws: Any, containers: dict[str, Any]) -> None:
