@@ -140,7 +140,8 @@ def test_container_users_exist_and_what_moto_skipped_is_named(aws: Any, containe
 
 def test_container_user_shows_its_access_keys(aws: Any, containers: dict[str, Any]) -> None:
     aws("iam").create_access_key(UserName="ml101-alice-dlc")
-    alice = next(r for r in stack_inventory(aws, CONTAINERS, containers) if r.student == "alice")
+    alice = next(r for r in stack_inventory(aws, CONTAINERS, containers)
+                 if r.student == "alice" and r.type == "AWS::IAM::User")
     assert "1 access key(s)" in alice.detail
 
 
@@ -165,5 +166,6 @@ def test_group_probe_reports_members_and_policies(aws: Any) -> None:
 
 def test_repository_deleted_behind_cloudformation_is_missing(aws: Any, containers: dict[str, Any]) -> None:
     aws("ecr").delete_repository(repositoryName="ml101-class")
-    (row,) = [r for r in stack_inventory(aws, CONTAINERS, containers) if r.type == "AWS::ECR::Repository"]
+    (row,) = [r for r in stack_inventory(aws, CONTAINERS, containers)
+              if r.type == "AWS::ECR::Repository" and r.physical_id == "ml101-class"]
     assert (row.state, row.detail) == (MISSING, "service says RepositoryNotFoundException")
