@@ -122,9 +122,10 @@ def parse_roster(text: str | bytes, *, source: str = "roster", names: CourseName
     problems: list[tuple[int, str]] = []
     students: list[Student] = []
     seen: dict[str, dict[str, int]] = {"id": {}, "name": {}, "email": {}, "account": {}}
-    over_limit = False
+    over_limit, bad_rows = False, 0
     for row, cells in records:
         row_problems: list[str] = []
+        student_id = ""
         fail = functools.partial(_problem, source, row, row_problems)
         if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header):]):
             fail("columns", f"{len(cells)} cells but the header has {len(header)}; "
@@ -132,6 +133,7 @@ def parse_roster(text: str | bytes, *, source: str = "roster", names: CourseName
         else:
             values = {column: cells[index] if index < len(cells) else "" for column, index in columns.items()}
             student, derived = _student(values, fail)
+            student_id = student.id
             for field, value, key in (("id", student.id, student.id),
                                       ("name", student.name, _same_name(student.name)),
                                       ("email", student.email, student.email.lower()),
@@ -156,13 +158,13 @@ def parse_roster(text: str | bytes, *, source: str = "roster", names: CourseName
             if not row_problems:
                 students.append(dataclasses.replace(student, row=row))
         problems += [(row, problem) for problem in row_problems]
-        counted = len(students) + len({r for r, _ in problems})
+        bad_rows += bool(row_problems)
+        counted = len(students) + bad_rows
         if max_students is not None and counted > max_students and not over_limit:
             over_limit = True
-            shown = students[-1].id if students and students[-1].row == row else f"row {row}"
-            problems.append((row, _line(source, row, "id", f"{_show(shown)} is student {counted}, over the limit of "
-                                        f"{max_students} for one account; use account-per-student mode "
-                                        "([classroom] mode)")))
+            who = f"{_show(student_id)} is student {counted}" if student_id else f"student {counted} is"
+            problems.append((row, _line(source, row, "id", f"{who}, over the limit of {max_students} for one "
+                                        "account; use account-per-student mode ([classroom] mode)")))
     rows = {student.id: student.row for student in students}
     course = names.course if names is not None else "course"
     for first, second in session_collisions(rows, course):
