@@ -7,6 +7,7 @@ deploy, so a name that is too long must be caught before anything is created.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 TAG_COURSE = "labkit:course"
@@ -68,6 +69,24 @@ RULES: dict[str, NameRule] = {
 }
 
 
+def containers_user(course: str, student: str) -> str:
+    """A student's IAM user name (LabContainers); Session Manager names their sessions '<user>-<random id>'."""
+    return f"{course}-{student}-dlc"
+
+
+def session_collisions(students: Iterable[str], course: str = "course") -> list[tuple[str, str]]:
+    """Pairs (a, b) of students where b's IAM user name starts with a's user name and '-': a session id of b
+    ('<user b>-<random>') then also starts with '<user a>-', the pattern that bounds a's own sessions. The course
+    is a common prefix of every user name, so any course finds the same pairs."""
+    users = {containers_user(course, student): student for student in students}
+    found = []
+    for user, student in users.items():
+        for index, char in enumerate(user):
+            if char == "-" and user[:index] in users:
+                found.append((users[user[:index]], student))
+    return found
+
+
 class AwsNameError(ValueError):
     """A derived name that AWS would reject; the message says which name and why."""
 
@@ -120,7 +139,13 @@ class StudentNames:
 
     @property
     def containers_user(self) -> str:
-        return f"{self.course}-{self.student}-dlc"
+        return containers_user(self.course, self.student)
+
+    @property
+    def class_repository(self) -> str:
+        """The student's own repository in the class namespace: the IAM policy names it from the caller's student
+        tag, so one statement covers the class and nobody else can push, pull or list it."""
+        return f"{self.course}-class/{self.student}"
 
     def validate(self) -> None:
         """Raise AwsNameError for the first name of this student that AWS would reject."""
@@ -130,6 +155,7 @@ class StudentNames:
         check("SageMaker lifecycle config", self.lifecycle_config)
         check("CloudWatch alarm", self.idle_alarm)
         check("IAM user", self.containers_user)
+        check("ECR repository", self.class_repository)
 
 
 @dataclass(frozen=True)
@@ -247,7 +273,9 @@ class CourseNames:
 
     @property
     def class_repository(self) -> str:
-        # Starts with the course id like every other name, so the audit finds it by prefix.
+        """The course's shared repository: the instructor pushes base images, students pull them. Students' own
+        repositories sit below it (`StudentNames.class_repository`). Starts with the course id like every other
+        name, so the audit finds it by prefix."""
         return f"{self.course}-class"
 
     def student(self, student: str) -> StudentNames:

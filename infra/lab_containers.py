@@ -1,32 +1,34 @@
 """The students' IAM users, in a course group: Deep Learning Containers pulls, their own notebook, instance and
-bucket (tag-scoped, see student_access), and optionally a class ECR repository they push their own images to."""
+bucket (tag-scoped, see student_access), and optionally the class ECR repositories: one per student that only they
+push to and pull from, and the course's shared one they pull the instructor's base images from."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Tags
+from aws_cdk import Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.dlc_pull import DLC_PULL_POLICY, PULL_ACTIONS, acknowledge_registry_login, dlc_pull_document
-from infra.student_access import STUDENT_ACCESS_POLICY, student_access_document
+from infra.student_access import CALLER_STUDENT, STUDENT_ACCESS_POLICY, student_access_document
 from course.naming import TAG_STUDENT, CourseNames
 
 CLASS_REPOSITORY_POLICY = "class-repository"
+# Seeing which tags exist: on one's own repository and the course's shared one only.
+READ_ACTIONS = ("ecr:BatchCheckLayerAvailability", "ecr:DescribeImages", "ecr:ListImages")
 # docker push checks which layers exist, uploads the missing ones and writes the manifest. No delete:
 # the lifecycle policy expires old images, so students cannot remove each other's.
 PUSH_ACTIONS = (
-    "ecr:BatchCheckLayerAvailability",
     "ecr:InitiateLayerUpload",
     "ecr:UploadLayerPart",
     "ecr:CompleteLayerUpload",
     "ecr:PutImage",
-    "ecr:DescribeImages",
-    "ecr:ListImages",
+    *READ_ACTIONS,
 )
-# Untagged images are leftovers of re-pushed tags; nobody pulls them, but they bill per GB-month.
+# Untagged images (tags are immutable: what an interrupted or multi-platform push leaves) are never pulled by
+# tag, but they bill per GB-month.
 UNTAGGED_DAYS = 1
 
 
@@ -37,6 +39,19 @@ class ContainersProps:
     region: str
     class_repository: bool
     keep_images: int
+
+
+def class_repository_document(scope: Construct, names: CourseNames) -> iam.PolicyDocument:
+    """Push and pull one's own repository, named by the caller's student tag (the policy does not grow with the
+    class), and pull the course's shared repository, where the instructor pushes base images."""
+    stack = Stack.of(scope)
+    own = stack.format_arn(service="ecr", resource="repository",
+                           resource_name=names.student(CALLER_STUDENT).class_repository)
+    shared = stack.format_arn(service="ecr", resource="repository", resource_name=names.class_repository)
+    return iam.PolicyDocument(statements=[
+        iam.PolicyStatement(sid="PushPullOwnRepository", actions=[*PULL_ACTIONS, *PUSH_ACTIONS], resources=[own]),
+        iam.PolicyStatement(sid="PullCourseImages", actions=[*PULL_ACTIONS, *READ_ACTIONS], resources=[shared]),
+    ])
 
 
 class ContainerAccess(Construct):
@@ -59,30 +74,22 @@ class ContainerAccess(Construct):
             policy_name=STUDENT_ACCESS_POLICY, policy_document=student_access_document(self.group, names)))
 
         self.repository: ecr.Repository | None = None
+        self.student_repositories: dict[str, ecr.Repository] = {}
         if props.class_repository:
-            self.repository = ecr.Repository(
-                self,
-                "ClassRepository",
-                repository_name=names.class_repository,
-                image_scan_on_push=True,
-                # CloudFormation deletes the images with the repository: no custom resource needed.
-                empty_on_delete=True,
-                removal_policy=RemovalPolicy.DESTROY,
-                lifecycle_rules=[
-                    ecr.LifecycleRule(rule_priority=1, description="expire untagged images",
-                                      tag_status=ecr.TagStatus.UNTAGGED, max_image_age=Duration.days(UNTAGGED_DAYS)),
-                    ecr.LifecycleRule(rule_priority=2, description=f"keep the newest {props.keep_images} images",
-                                      tag_status=ecr.TagStatus.ANY, max_image_count=props.keep_images),
-                ],
-            )
+            self.repository = self._repository(self, "ClassRepository", names.class_repository, props.keep_images)
+            # One repository per student, not tags in a shared one: ECR scopes IAM, immutability and lifecycle
+            # rules per repository, so alice can neither read, overwrite nor evict (by pushing N images) bob's
+            # images. Created here with the users, because ECR creates a repository on push only for a principal
+            # allowed ecr:CreateRepository, which would let a student create any repository.
+            holder = Construct(self, "StudentRepositories")
+            for student in props.students:
+                repository = self._repository(holder, student, names.student(student).class_repository,
+                                              props.keep_images)
+                Tags.of(repository).add(TAG_STUDENT, student)
+                self.student_repositories[student] = repository
             policies.append(iam.CfnGroup.PolicyProperty(
                 policy_name=CLASS_REPOSITORY_POLICY,
-                policy_document=iam.PolicyDocument(statements=[iam.PolicyStatement(
-                    sid="PushPullClassRepository",
-                    actions=[*PULL_ACTIONS, *PUSH_ACTIONS],
-                    resources=[self.repository.repository_arn],
-                )]),
-            ))
+                policy_document=class_repository_document(self, names)))
         group_resource = self.group.node.default_child
         assert isinstance(group_resource, iam.CfnGroup)
         group_resource.policies = policies
@@ -95,3 +102,24 @@ class ContainerAccess(Construct):
             )
             Tags.of(user).add(TAG_STUDENT, student)
             self.users[student] = user
+
+    @staticmethod
+    def _repository(scope: Construct, id_: str, name: str, keep_images: int) -> ecr.Repository:
+        return ecr.Repository(
+            scope,
+            id_,
+            repository_name=name,
+            image_scan_on_push=True,
+            # A pushed tag names one image for good: nobody re-points it, and a re-push fails instead of
+            # leaving the earlier image untagged (CKV_AWS_51).
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            # CloudFormation deletes the images with the repository: no custom resource needed.
+            empty_on_delete=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            lifecycle_rules=[
+                ecr.LifecycleRule(rule_priority=1, description="expire untagged images",
+                                  tag_status=ecr.TagStatus.UNTAGGED, max_image_age=Duration.days(UNTAGGED_DAYS)),
+                ecr.LifecycleRule(rule_priority=2, description=f"keep the newest {keep_images} images",
+                                  tag_status=ecr.TagStatus.ANY, max_image_count=keep_images),
+            ],
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -64,4 +64,17 @@ def lab_function(scope: Construct, props: FunctionProps) -> tuple[lambda_.Functi
         dead_letter_queue=props.dead_letter_queue,
         reserved_concurrent_executions=props.reserved_concurrent_executions,
     )
+    _depend_on_policy_only(function, props.role)
     return function, log_group
+
+
+def _depend_on_policy_only(function: lambda_.Function, role: iam.Role) -> None:
+    """CDK makes the function depend on the whole role construct: the role and its default policy. The role is
+    already ordered by the function's `Role` GetAtt, so its DependsOn is redundant (cfn-lint W3005); the policy
+    must stay, or the function could be created (and invoked) before it may write its logs."""
+    resource = function.node.default_child
+    policy = role.node.try_find_child("DefaultPolicy")
+    assert isinstance(resource, CfnResource) and isinstance(policy, iam.Policy)
+    policy_resource = policy.node.default_child
+    assert isinstance(policy_resource, CfnResource)
+    resource.add_override("DependsOn", [Stack.of(function).get_logical_id(policy_resource)])

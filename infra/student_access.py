@@ -18,6 +18,9 @@ from course.naming import TAG_COURSE, TAG_STUDENT, CourseNames
 STUDENT_ACCESS_POLICY = "student-access"
 # IAM policy variable: the calling user's own student tag, resolved by IAM at request time.
 CALLER_STUDENT = f"${{aws:PrincipalTag/{TAG_STUDENT}}}"
+# The tag Session Manager puts on every session: the unique id (aws:userid, 'AIDA...') of the user who started it.
+SESSION_OWNER_TAG = "ssm:resourceTag/aws:ssmmessages:session-id"
+OWN_SESSION = {"StringEquals": {SESSION_OWNER_TAG: "${aws:userid}"}}
 
 
 def _own(course: str, prefix: str = "aws") -> dict[str, dict[str, str]]:
@@ -46,7 +49,10 @@ def student_access_document(scope: IConstruct, names: CourseNames) -> iam.Policy
         iam.PolicyStatement(sid="OwnInstanceSession", resources=[instances], conditions=_own(course, "ssm"),
                             actions=["ssm:StartSession"]),
         iam.PolicyStatement(sid="SessionDocument", resources=[session_document], actions=["ssm:StartSession"]),
-        iam.PolicyStatement(sid="OwnSessions", resources=[sessions],
+        # Session ids are '<user>-<random>', so `<user>-*` alone also matches the sessions of a user whose name
+        # extends this one ('ml101-alice-dlc' and 'ml101-alice-dlc-2-dlc'). Session Manager tags each session
+        # with the starter's unique id, which no other user shares; the roster also refuses such id pairs.
+        iam.PolicyStatement(sid="OwnSessions", resources=[sessions], conditions=OWN_SESSION,
                             actions=["ssm:ResumeSession", "ssm:TerminateSession"]),
         iam.PolicyStatement(sid="FindInstances", resources=["*"], actions=["ec2:DescribeInstances"]),
         iam.PolicyStatement(sid="OwnBucket", resources=[bucket], actions=["s3:ListBucket", "s3:GetBucketLocation"]),
@@ -61,7 +67,8 @@ def student_access_document(scope: IConstruct, names: CourseNames) -> iam.Policy
                    "student tag and the course tag on the notebook.",
         instances: "Instance ids are generated at launch; start, stop and sessions require the caller's own "
                    "student tag and the course tag on the instance.",
-        sessions: "Session Manager names sessions '<user>-<id>'; the caller's own user name bounds them.",
+        sessions: "Session Manager names sessions '<user>-<id>'; the caller's own user name bounds them, and the "
+                  "session's owner tag must be the caller's unique user id.",
         objects: "Objects of the caller's own bucket (its name carries the caller's student tag); keys are "
                  "chosen by the student at run time.",
     }

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -221,7 +221,9 @@ class TeardownGuard(Construct):
         tagged = {
             "ec2": ["*"],
             "cloudwatch": [alarms],
-            "ecr": [self._arn("ecr", "repository", names.class_repository)],
+            # The course's shared repository and the students' own below it ('<course>-class/<student>').
+            "ecr": [self._arn("ecr", "repository", names.class_repository),
+                    self._arn("ecr", "repository", f"{names.class_repository}/*")],
         }
         actions = sorted({action for listed in DELETE_PERMISSIONS.values() for action in listed})
         read = [a for a in actions if a in UNSCOPED or a.startswith("ec2:Describe")]
@@ -255,6 +257,8 @@ class TeardownGuard(Construct):
             lifecycle: "Lifecycle configuration names are '<course>-<student>-autostop' and cannot be tagged; "
                        "the course prefix bounds them.",
             alarms: "GPU idle alarms are named '<course>-<student>-gpu-idle'; delete also requires the course tag.",
+            tagged["ecr"][1]: "Students' own repositories are '<course>-class/<student>', below the course's "
+                              "repository; delete also requires the course tag.",
         }
         for arn in scoped["iam"]:
             reasons[arn] = ("Every role, user, group and instance profile of the course lives under the course's "
@@ -341,5 +345,8 @@ class TeardownGuard(Construct):
                 for kind, percent in BUDGET_ALERTS
             ],
         )
-        # Budgets checks the topic policy when the notification is created.
-        self.budget.node.add_dependency(self.topic)
+        # Budgets checks the topic policy when the notification is created. The topic itself needs no DependsOn:
+        # the subscribers' Ref already orders it (cfn-lint W3005).
+        topic_policy = self.topic.node.find_child("Policy").node.default_child
+        assert isinstance(topic_policy, CfnResource)
+        self.budget.add_dependency(topic_policy)

@@ -1,6 +1,8 @@
-"""The class ECR repository: emptied before its stack is deleted.
+"""The class ECR repositories: where images are pushed, and emptying them before their stack is deleted.
 
-CloudFormation's EmptyOnDelete does this in AWS; doing it first as well makes destroy independent of it
+Each student pushes to their own repository `<course>-class/<student>` (only they may push, pull or list it); the
+instructor pushes base images to the course's `<course>-class`, which students may only pull.
+CloudFormation's EmptyOnDelete empties them in AWS; doing it first as well makes destroy independent of it
 (the emulator ignores EmptyOnDelete and refuses to delete a repository that holds images).
 """
 
@@ -11,8 +13,32 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from course.naming import CourseNames
+
 # BatchDeleteImage takes at most 100 image ids per call.
 BATCH = 100
+
+
+def repository_name(names: CourseNames, student: str | None = None) -> str:
+    """The student's own repository, or with no student the course's shared one."""
+    return names.class_repository if student is None else names.student(student).class_repository
+
+
+def repository_uri(names: CourseNames, student: str | None = None) -> str:
+    """What `docker tag` / `docker push` take: `<account>.dkr.ecr.<region>.amazonaws.com/<repository>`."""
+    return f"{registry_host(names)}/{repository_name(names, student)}"
+
+
+def registry_host(names: CourseNames) -> str:
+    """The course account's own registry (not the Deep Learning Containers registry of lab_scripts.dlc)."""
+    suffix = "amazonaws.com.cn" if names.region.startswith("cn-") else "amazonaws.com"
+    return f"{names.account}.dkr.ecr.{names.region}.{suffix}"
+
+
+def login_command(names: CourseNames) -> str:
+    """The `docker login` command for the course registry; the password goes from the AWS CLI to docker on stdin."""
+    return (f"aws ecr get-login-password --region {names.region} | "
+            f"docker login --username AWS --password-stdin {registry_host(names)}")
 
 
 def layerless_manifest(label: str) -> str:

@@ -32,4 +32,9 @@ class LabContainersStack(Stack):
                   description="students' IAM users (labctl keys issue STUDENT, labctl handout)")
         if access.repository is not None:
             CfnOutput(self, "ClassRepositoryUri", value=access.repository.repository_uri,
-                      description="class ECR repository students push to")
+                      description="course ECR repository: the instructor pushes base images, students pull them")
+            # One pattern, like the users: each student pushes to their own repository below the course's.
+            CfnOutput(self, "StudentRepositoryUris",
+                      value=f"{self.account}.dkr.ecr.{self.region}.{self.url_suffix}/"
+                            f"{config.names.student('<student>').class_repository}",
+                      description="students' own ECR repositories (push and pull by the student only)")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from course.naming import CourseNames
-from course.roster import RosterError, Student, parse_roster, read_roster, student_id_from_name
+from course.roster import (RosterError, Student, UnknownStudent, find_student, parse_roster, read_roster,
+                           student_id_from_name)
 from tests.conftest import ROOT
 
 NAMES = CourseNames("ml101", "123456789012", "us-east-1")
@@ -38,7 +39,6 @@ BAD: list[tuple[str | bytes, int | None, str]] = [
     (H + ALICE + "李雷,lei@example.com\n", 3, "name"),
     (H + "!!!,bang@example.com\n", 2, "name"),
     (H + '"Alice Martin,alice@example.com\nBob Okafor,bob@example.com\n', 2, "name"),
-    ("id,name,email\nAlice,Alice Martin,alice@example.com\n", 2, "id"),
     ("id,name,email\n-bob,Bob Okafor,bob@example.com\n", 2, "id"),
     ("id,name,email\nbob-,Bob Okafor,bob@example.com\n", 2, "id"),
     ("id,name,email\nbob smith,Bob Smith,bob@example.com\n", 2, "id"),
@@ -75,8 +75,10 @@ BAD: list[tuple[str | bytes, int | None, str]] = [
 def test_bad_roster_is_one_line_naming_the_row_and_field(roster: str | bytes, row: int | None, field: str) -> None:
     with pytest.raises(RosterError) as caught:
         parse_roster(roster, source="roster.csv", names=NAMES, max_students=80)
-    message = str(caught.value)
-    assert "\n" not in message
+    problems = caught.value.problems
+    assert all("\n" not in problem for problem in problems)
+    assert str(caught.value) == "\n".join(problems)
+    message = problems[0]
     if row is None:
         assert message.startswith("roster.csv: ")
         assert field in message
@@ -198,3 +200,109 @@ def test_example_roster_parses() -> None:
     students = read_roster(path, names=NAMES, max_students=80)
     assert [s.id for s in students] == ["alice", "bob", "chen"]
     assert [s.email for s in students] == ["alice@example.com", "bob@example.com", "chen@example.com"]
+
+
+def test_split_name_columns_in_either_order_are_joined_first_name_first() -> None:
+    registrar = "Last name,First name,E-mail,Student ID\nMartin,Alice,alice@example.com,S2024001\n" \
+                "Okafor,Bob,bob@example.com, s2024002 \n"
+    assert parse_roster(registrar, names=NAMES) == (
+        Student("s2024001", "Alice Martin", "alice@example.com", 2),
+        Student("s2024002", "Bob Okafor", "bob@example.com", 3))
+    for header in ("Given name;Surname;Email", "Surname;Given name;Email", "Family name;Given names;Email"):
+        first, last = ("Alice", "Martin") if header.startswith("Given") else ("Martin", "Alice")
+        (student,) = parse_roster(f"{header}\n{first};{last};alice@example.com\n")
+        assert (student.id, student.name) == ("alice-martin", "Alice Martin"), header
+
+
+def test_a_whole_name_column_wins_over_split_ones_and_half_a_split_is_refused() -> None:
+    (student,) = parse_roster("Name,First name,Email\nAlice Martin,Ally,alice@example.com\n")
+    assert student.name == "Alice Martin"
+    with pytest.raises(RosterError, match=r"^roster: row 1: last name: no last name column beside the first name"):
+        parse_roster("First name,Email\nAlice,alice@example.com\n")
+    with pytest.raises(RosterError, match=r"^roster: row 2: name: is empty$"):
+        parse_roster("First name,Last name,Email\n ,  ,alice@example.com\n")
+
+
+def test_upper_case_and_padded_registrar_ids_are_normalised_before_checking() -> None:
+    text = "id,name,email\nS2024001,Alice Martin,alice@example.com\n  Ｓ2024002 ,Bob Okafor,bob@example.com\n"
+    assert [s.id for s in parse_roster(text, names=NAMES)] == ["s2024001", "s2024002"]
+    # The same id in two spellings is one id twice.
+    with pytest.raises(RosterError, match=r"^roster: row 3: id: 's2024001' is also row 2$"):
+        parse_roster("id,name,email\nS2024001,Alice Martin,a@example.com\ns2024001 ,Bob Okafor,b@example.com\n")
+
+
+def test_every_problem_of_the_file_is_reported_at_once_in_row_order() -> None:
+    text = ("id,name,email,account\n"
+            "alice,Alice Martin,alice@example.com,\n"
+            "bob_1,Bob Okafor,bob@example.com,\n"          # id charset
+            "chen,,chen@example.com,\n"                     # empty name
+            "dana,Dana Lee,dana@,\n"                        # e-mail
+            "alice,Alice Smith,asmith@example.com,\n"       # duplicate id
+            "erin,Erin Roe,erin@example.com,12345\n")       # account
+    with pytest.raises(RosterError) as caught:
+        parse_roster(text, source="class.csv", names=NAMES)
+    assert [problem.split(": ")[1:3] for problem in caught.value.problems] == [
+        ["row 3", "id"], ["row 4", "name"], ["row 5", "email"], ["row 6", "id"], ["row 7", "account"]]
+    assert str(caught.value).count("\n") == 4
+    assert caught.value.problems[3] == "class.csv: row 6: id: 'alice' is also row 2"
+
+
+def test_more_than_twenty_problems_are_capped_with_a_count() -> None:
+    text = H + "".join(f"Student {i},not-an-address-{i}\n" for i in range(25))
+    with pytest.raises(RosterError) as caught:
+        parse_roster(text)
+    lines = str(caught.value).splitlines()
+    assert len(caught.value.problems) == 25 and len(lines) == 21
+    assert lines[0].startswith("roster: row 2: email: ") and lines[-1] == "... and 5 more"
+
+
+def test_header_problems_are_reported_together() -> None:
+    with pytest.raises(RosterError) as caught:
+        parse_roster("id,Student ID,Notes\nalice,alice,\n")
+    assert [p.split(": ")[2] for p in caught.value.problems] == ["id", "name", "email"]
+
+
+def test_ids_whose_iam_users_share_a_session_prefix_are_refused_naming_both_rows() -> None:
+    """Session Manager session ids are '<user>-<random>': user 'ml101-alice-dlc' would match the sessions of
+    'ml101-alice-dlc-2-dlc' if both existed."""
+    text = "id,name,email\nalice,Alice Martin,alice@example.com\nbob,Bob Okafor,bob@example.com\n" \
+           "alice-dlc-2,Alice Two,a2@example.com\n"
+    with pytest.raises(RosterError) as caught:
+        parse_roster(text, names=NAMES)
+    (problem,) = caught.value.problems
+    assert problem.startswith("roster: row 4: id: 'alice-dlc-2' and row 2's 'alice' give IAM users "
+                              "ml101-alice-dlc-2-dlc and ml101-alice-dlc")
+    # Ids that merely start alike do not collide: 'alice-2' gives 'ml101-alice-2-dlc', not 'ml101-alice-dlc-...'.
+    assert len(parse_roster(text.replace("alice-dlc-2", "alice-2"), names=NAMES)) == 3
+
+
+ROSTER = parse_roster("id,name,email\nalice,Alice Martin,alice@example.com\nbob,Bob Okafor,bob@example.com\n"
+                      "amartin,Alice Martín,amartin@example.com\n,José Núñez,jose@example.com\n")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("bob", "bob"), ("BOB ", "bob"), ("Bob@Example.com", "bob"), ("bob okafor", "bob"), ("Okafor", "bob"),
+    ("okafor bob", "bob"), ("jose nunez", "jose-nunez"), ("Núñez", "jose-nunez"), ("amartin", "amartin"),
+])
+def test_find_student_by_id_email_or_unambiguous_name(text: str, expected: str) -> None:
+    assert find_student(ROSTER, text) == expected
+
+
+def test_find_student_says_what_is_unknown_or_ambiguous_in_one_line() -> None:
+    with pytest.raises(UnknownStudent, match=r"^'alice martin' matches 2 students: alice \(Alice Martin, row 2\), "
+                                             r"amartin \(Alice Martín, row 4\); give the id or e-mail$"):
+        find_student(ROSTER, "alice martin")
+    with pytest.raises(UnknownStudent, match=r"^no student 'carol' in the course \(give an id, an e-mail address "
+                                             r"or a name from the roster; students: alice, bob, amartin, jose-nunez\)"):
+        find_student(ROSTER, "carol")
+    with pytest.raises(UnknownStudent, match="no student 'x@example.com'"):
+        find_student(ROSTER, "x@example.com")
+
+
+def test_find_student_in_a_course_without_roster_takes_ids_only() -> None:
+    from tests.conftest import make_config
+
+    config = make_config()
+    assert find_student(config, "Alice") == "alice"
+    with pytest.raises(UnknownStudent, match=r"give a student id; students: alice, bob\)$"):
+        find_student(config, "Alice Martin")

@@ -132,13 +132,16 @@ def test_container_users_exist_and_what_moto_skipped_is_named(aws: Any, containe
     # moto has no AWS::IAM::Group: the group, its inline policies and the memberships do not exist there.
     assert [row.state for row in rows["AWS::IAM::Group"]] == [SKIPPED]
     assert all({"Groups", "Tags"} <= set(row.ignored) for row in users)
-    (repository,) = rows["AWS::ECR::Repository"]
-    assert repository.state == EXISTS and "LifecyclePolicy" in repository.ignored
+    # The course's shared repository and each student's own.
+    repositories = rows["AWS::ECR::Repository"]
+    assert sorted(row.physical_id for row in repositories) == ["ml101-class", "ml101-class/alice", "ml101-class/bob"]
+    assert all(row.state == EXISTS and "LifecyclePolicy" in row.ignored for row in repositories)
 
 
 def test_container_user_shows_its_access_keys(aws: Any, containers: dict[str, Any]) -> None:
     aws("iam").create_access_key(UserName="ml101-alice-dlc")
-    alice = next(r for r in stack_inventory(aws, CONTAINERS, containers) if r.student == "alice")
+    alice = next(r for r in stack_inventory(aws, CONTAINERS, containers)
+                 if r.student == "alice" and r.type == "AWS::IAM::User")
     assert "1 access key(s)" in alice.detail
 
 
@@ -163,5 +166,6 @@ def test_group_probe_reports_members_and_policies(aws: Any) -> None:
 
 def test_repository_deleted_behind_cloudformation_is_missing(aws: Any, containers: dict[str, Any]) -> None:
     aws("ecr").delete_repository(repositoryName="ml101-class")
-    (row,) = [r for r in stack_inventory(aws, CONTAINERS, containers) if r.type == "AWS::ECR::Repository"]
+    (row,) = [r for r in stack_inventory(aws, CONTAINERS, containers)
+              if r.type == "AWS::ECR::Repository" and r.physical_id == "ml101-class"]
     assert (row.state, row.detail) == (MISSING, "service says RepositoryNotFoundException")

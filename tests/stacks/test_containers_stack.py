@@ -95,23 +95,40 @@ def test_pulls_are_limited_to_the_course_repositories_of_the_regions_dlc_account
     assert pull["Resource"] == [f"arn:aws:ecr:{config.region}:{account}:repository/{name}" for name in REPOSITORIES]
 
 
-def test_class_repository_is_pushable_by_the_group_only_and_never_retained(template: Template,
-                                                                           config: LabConfig) -> None:
-    repositories = template.find_resources(REPOSITORY)
-    assert len(repositories) == 1
-    (logical_id, repository), = repositories.items()
-    assert repository["DeletionPolicy"] == "Delete" and repository["UpdateReplacePolicy"] == "Delete"
-    props = repository["Properties"]
-    assert props["RepositoryName"] == config.names.class_repository and props["EmptyOnDelete"] is True
-    assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
-    rules = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
-    assert {rule["selection"]["tagStatus"] for rule in rules} == {"untagged", "any"}
-    assert any(rule["selection"].get("countNumber") == config.containers.keep_images for rule in rules)
+def test_each_student_has_an_own_immutable_repository_and_the_course_one_shared(template: Template,
+                                                                               config: LabConfig) -> None:
+    repositories = {resource["Properties"]["RepositoryName"]: resource
+                    for resource in template.find_resources(REPOSITORY).values()}
+    assert sorted(repositories) == sorted([config.names.class_repository] + [
+        config.names.student(student).class_repository for student in config.students])
+    for name, repository in repositories.items():
+        assert repository["DeletionPolicy"] == "Delete" and repository["UpdateReplacePolicy"] == "Delete"
+        props = repository["Properties"]
+        assert props["EmptyOnDelete"] is True and props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+        # A tag names one image for good: nobody re-points another's tag or leaves their image untagged.
+        assert props["ImageTagMutability"] == "IMMUTABLE", name
+        # The lifecycle rules count per repository, so one student's pushes never evict another's images.
+        rules = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+        assert {rule["selection"]["tagStatus"] for rule in rules} == {"untagged", "any"}
+        assert any(rule["selection"].get("countNumber") == config.containers.keep_images for rule in rules)
+    for student in config.students:
+        tags = repositories[config.names.student(student).class_repository]["Properties"]["Tags"]
+        assert {"Key": TAG_STUDENT, "Value": student} in tags
 
-    push = next(s for s in statements(template.to_json()) if s.get("Sid") == "PushPullClassRepository")
-    assert push["Resource"] == {"Fn::GetAtt": [logical_id, "Arn"]}
-    assert "ecr:PutImage" in push["Action"]
-    assert not [a for a in push["Action"] if re.search(r"Delete|Policy|Tag|Create", a)], push["Action"]
+
+def test_one_repository_statement_for_the_class_and_no_delete_or_create(template: Template) -> None:
+    by_sid = {s.get("Sid"): s for s in statements(template.to_json())}
+    push, shared = by_sid["PushPullOwnRepository"], by_sid["PullCourseImages"]
+    # Named by the caller's own tag: the statement does not grow with the class.
+    assert push["Resource"] == ("arn:aws:ecr:us-east-1:123456789012:repository/ml101-class/"
+                                "${aws:PrincipalTag/labkit:student}")
+    assert shared["Resource"] == "arn:aws:ecr:us-east-1:123456789012:repository/ml101-class"
+    assert "ecr:PutImage" in push["Action"] and "ecr:PutImage" not in shared["Action"]
+    for statement in (push, shared):
+        assert not [a for a in statement["Action"] if re.search(r"Delete|Policy|Tag|Create", a)], statement
+    repository_statements = [s for s in statements(template.to_json()) if "repository/ml101-class" in
+                             json.dumps(s["Resource"])]
+    assert len(repository_statements) == 2
 
 
 def test_nothing_is_retained_and_no_custom_resources(template: Template) -> None:
@@ -126,7 +143,8 @@ def test_outputs_name_users_never_credentials(template: Template, config: LabCon
     assert "AccessKey" not in json.dumps(outputs)
     # One output names the users' pattern: an output per user would stop at CloudFormation's 200 outputs.
     assert outputs["UserNames"]["Value"] == "ml101-<student>-dlc"
-    assert len(outputs) == 3  # group, users, class repository
+    assert outputs["StudentRepositoryUris"]["Value"]["Fn::Join"][1][-1] == "/ml101-class/<student>"
+    assert len(outputs) == 4  # group, users, course repository, students' repositories
 
 
 def test_without_class_repository_there_is_only_pull_and_student_access(config: LabConfig) -> None:
