@@ -21,6 +21,8 @@ from rich.text import Text
 from course.catalog import DLAMIS
 from course.config import LABS, ConfigError, LabConfig, load_config
 from course.layout import PER_STUDENT_LABS
+from course.naming import STUDENT_ID
+from course.roster import UnknownStudent, find_student, normalise_id
 from lab_scripts import instance, notebook, preserve
 from lab_scripts.audit import AuditReport
 from lab_scripts.buckets import ArchiveError
@@ -75,18 +77,14 @@ def _labs(requested: list[str]) -> list[str]:
 
 
 def student_id(config: LabConfig, text: str, source: str, *, former: bool = False) -> str:
-    """A student named by id, e-mail or unambiguous name; with `former`, also an id no longer on the roster."""
-    wanted = text.strip().lower()
-    if wanted in config.students:
-        return wanted
-    matches = sorted({row.id for row in config.roster if wanted in (row.email.lower(), row.name.lower())})
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise UsageError(f"{text!r} names {len(matches)} students ({', '.join(matches)}): use the id")
-    if former:
-        return wanted
-    raise UsageError(f"student {text!r} is not in {source} (give an id, an e-mail or a name)")
+    """A student named by id, e-mail or unambiguous name; with `former`, also an id no longer on the roster
+    (a student who left, whose stacks are still deployed)."""
+    try:
+        return find_student(config, text)
+    except UnknownStudent as exc:
+        if former and STUDENT_ID.match(normalise_id(text)):
+            return normalise_id(text)
+        raise UsageError(str(exc)) from None
 
 
 # The log of the command now running, named again when it fails.
@@ -560,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, allow_expired=args.command in AFTER_EXPIRY)
         return COMMANDS[args.command](args, config)
     except (ConfigError, RefusedError) as exc:
-        print(f"labctl: error: {exc}", file=sys.stderr)
+        # A roster with several problems names each on its own line.
+        for problem in str(exc).splitlines():
+            print(f"labctl: error: {problem}", file=sys.stderr)
         return 2
     except (OperationError, CdkError, ArchiveError, notebook.NotebookError, instance.InstanceError, SettingsError,
             PricingError, OrganizationError, preserve.PreserveError, RuntimeError) as exc:

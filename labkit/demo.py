@@ -104,10 +104,10 @@ def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabCon
                         region_name=config.region).client("ecr", endpoint_url=endpoint.url)
     console.print(Text(f"{student}$ {dlc.login_command(ecr, config.region)}"))
     if config.containers.class_repository:
-        # What `docker push` leaves in the class repository, so destroy has images to remove.
-        ecr.put_image(repositoryName=config.names.class_repository, imageTag=f"{student}-lab1",
+        # What `docker push` leaves in the student's own repository, so destroy has images to remove.
+        ecr.put_image(repositoryName=class_repository.repository_name(config.names, student), imageTag="lab1",
                       imageManifest=class_repository.layerless_manifest(student))
-        console.print(Text(f"{student}: pushed {config.names.class_repository}:{student}-lab1"))
+        console.print(Text(f"{student}: pushed {class_repository.repository_uri(config.names, student)}:lab1"))
     image = dlc.find_image("pytorch", device="gpu")
     console.print(Text(f"{student}$ {dlc.run_command(image, config.region)}"))
     if image.note:

@@ -15,7 +15,7 @@ from typing import Any
 from course.catalog import DLAMIS
 from course.config import LabConfig
 from course.naming import PLACEHOLDER_STUDENT, CourseNames
-from lab_scripts import access_keys, instance, notebook
+from lab_scripts import access_keys, class_repository, instance, notebook
 from lab_scripts.organization import student_accounts
 from labkit.deployed import deployed_instances, deployed_notebooks, deployed_users
 from labkit.ops.errors import RefusedError
@@ -137,6 +137,13 @@ def _blocks(config: LabConfig, student: str, profile: str, notebooks: dict[str, 
                     f"{instance.session_command(gpu, region=region, profile=profile)}\n"
                     f"aws ec2 stop-instances --instance-ids {gpu} {flags}"),
                    ("p", f"It stops after {config.dlami.idle_minutes} idle minutes.")]
+    if config.containers.class_repository:
+        uri = class_repository.repository_uri(config.names, student)
+        blocks += [("h2", "Your container repository"),
+                   ("p", f"Push your images to {uri} (yours alone; tags cannot be overwritten, so push a new tag per "
+                    f"version). The course's base images are in {class_repository.repository_uri(config.names)}."),
+                   ("code", f"{class_repository.login_command(config.names)} # add --profile {profile} to the aws part\n"
+                    f"docker tag my-image {uri}:lab1\ndocker push {uri}:lab1")]
     blocks += [("p", DONE_FOR_THE_DAY)]
     return blocks
 

@@ -25,13 +25,13 @@ def nothing_created(target: Target, tmp_path: Path) -> None:
 
 
 FLAGS: list[tuple[list[str], str]] = [
-    (["handout", "Alice Q. Nobody"], "student 'Alice Q. Nobody' is not in"),
-    (["handout", "mallory"], "student 'mallory' is not in"),
+    (["handout", "Alice Q. Nobody"], "no student 'Alice Q. Nobody' in the course"),
+    (["handout", "mallory"], "no student 'mallory' in the course"),
     (["handout", "alice"], "alice has no IAM user yet: `labctl provision` creates it"),
     (["cost", "--pricing"], "--pricing asks the AWS Price List API: add --aws"),
-    (["notebook", "start", "mallory"], "student 'mallory' is not in"),
-    (["gpu", "connect", "mallory"], "student 'mallory' is not in"),
-    (["keys", "issue", "mallory"], "student 'mallory' is not in"),
+    (["notebook", "start", "mallory"], "no student 'mallory' in the course"),
+    (["gpu", "connect", "mallory"], "no student 'mallory' in the course"),
+    (["keys", "issue", "mallory"], "no student 'mallory' in the course"),
     (["guard", "run", "--at", "yesterday"], "--at 'yesterday' is not a date and time"),
     (["teardown", "--yes", "--confirm", "ml102"], "--confirm 'ml102' is not this course's id"),
     (["deploy", "LabFoo"], "unknown lab 'LabFoo'"),

@@ -72,8 +72,8 @@ def test_list_deactivate_delete(deployed: Target, course: tuple[LabConfig, Path]
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["issue", "mallory"], "student 'mallory' is not in "),
-    (["delete", "Alice Q. Nobody"], "student 'Alice Q. Nobody' is not in "),
+    (["issue", "mallory"], "no student 'mallory' in the course"),
+    (["delete", "Alice Q. Nobody"], "no student 'Alice Q. Nobody' in the course"),
 ])
 def test_bad_student_is_one_line(deployed: Target, course: tuple[LabConfig, Path], argv: list[str], message: str,
                                  capsys: pytest.CaptureFixture[str]) -> None:
