@@ -15,10 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from lab_scripts.dlc import DLC_REGISTRIES
 from lab_scripts.guard_fn.handler import Policy, SettingsError
-from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
-from course.catalog import DLAMIS, INSTANCES, incompatibility
+from course.catalog import DLAMIS, DLC_REGISTRIES, INSTANCES, REKOGNITION_FEATURES as FEATURES, incompatibility
 from course.layout import LABS, PER_STUDENT_LABS, StackUnit, lab_stack_names, stack_units
 from course.naming import (CLASSROOM, COURSE_ID, EMAIL, PLACEHOLDER_STUDENT, STUDENT_ID, AwsNameError, CourseNames,
                            check)
@@ -108,6 +106,16 @@ class ContainersSettings:
 
 
 @dataclass(frozen=True)
+class RekognitionSettings:
+    """Which Rekognition calls run on each image, and their thresholds: the [rekognition] table. The stack hands
+    them to the function as its Analysis (a test keeps the two types' fields and defaults equal)."""
+
+    features: tuple[str, ...] = ("labels",)
+    min_confidence: float = 70.0
+    max_labels: int = 10
+
+
+@dataclass(frozen=True)
 class GuardSettings:
     every_minutes: int = 30
     # The function's own policy type, so lab.toml and the function cannot drift apart.
@@ -142,8 +150,7 @@ class LabConfig:
     students: tuple[str, ...]
     sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
     dlami: DlamiSettings = field(default_factory=DlamiSettings)
-    # The Lambda function's own settings type, so lab.toml and the function cannot drift apart.
-    rekognition: Analysis = field(default_factory=Analysis)
+    rekognition: RekognitionSettings = field(default_factory=RekognitionSettings)
     containers: ContainersSettings = field(default_factory=ContainersSettings)
     guard: GuardSettings = field(default_factory=GuardSettings)
     # Budget alerts and guard reports; without it they go to the SNS topic only (subscribe by hand).
@@ -473,9 +480,9 @@ def _parse_guard(table: dict[str, Any], fail: Callable[[str, str], ConfigError])
     )
 
 
-def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> Analysis:
+def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> RekognitionSettings:
     """The [rekognition] table, checked here so errors name lab.toml's fields rather than the function's."""
-    defaults = Analysis()
+    defaults = RekognitionSettings()
     features = section.get("features", list(defaults.features))
     if not isinstance(features, list) or not features:
         raise fail("rekognition.features", f"{features!r} must be a non-empty list (choose from {', '.join(FEATURES)})")
@@ -488,7 +495,7 @@ def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError
     if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or not 0 <= confidence <= 100:
         raise fail("rekognition.min_confidence", f"{confidence!r} must be a percentage between 0 and 100")
     max_labels = _whole(section, "max_labels", defaults.max_labels, 1, 1000, "labels", fail, "rekognition")
-    return Analysis(tuple(features), float(confidence), max_labels)
+    return RekognitionSettings(tuple(features), float(confidence), max_labels)
 
 
 def to_toml(config: LabConfig) -> str:

@@ -20,25 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-DEFAULT_REGISTRY = "763104351884"
-# Regions with DLCs, and the AWS account that holds them there (github.com/aws/deep-learning-containers,
-# available_images.md). Regions not listed have no DLC registry.
-DLC_REGISTRIES: dict[str, str] = {
-    **{
-        region: DEFAULT_REGISTRY
-        for region in (
-            "us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 sa-east-1 eu-west-1 eu-west-2 eu-west-3 "
-            "eu-central-1 eu-north-1 ap-south-1 ap-northeast-1 ap-northeast-2 ap-southeast-1 ap-southeast-2"
-        ).split()
-    },
-    "af-south-1": "626614931356",
-    "ap-east-1": "871362719292",
-    "ap-northeast-3": "364406365360",
-    "ap-southeast-3": "907027046896",
-    "eu-south-1": "692866216735",
-    "me-south-1": "217643126080",
-    "me-central-1": "914824155844",
-}
+from course.catalog import DEFAULT_REGISTRY, DLC_REGISTRIES
 
 DEVICES = ("cpu", "gpu")
 # CUDA 13 dropped Volta, the V100 GPU of p3 instances.

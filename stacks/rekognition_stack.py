@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.image_labeler import ImageLabeler, ImageLabelerProps
-from lab_scripts.rekognition_fn.handler import Settings
+from lab_scripts.rekognition_fn.handler import Analysis, Settings
 from course.config import LabConfig
 
 
 class LabRekognitionStack(Stack):
     def __init__(self, scope: Construct, id_: str, *, config: LabConfig, **kwargs: Any) -> None:
         super().__init__(scope, id_, **kwargs)
-        settings = Settings(analysis=config.rekognition)
+        settings = Settings(analysis=Analysis(**dataclasses.asdict(config.rekognition)))
         lab = ImageLabeler(
             self,
             "Labels",

@@ -248,3 +248,15 @@ def test_to_toml_round_trips_a_roster_course(tmp_path: Path) -> None:
     elsewhere.write_text(to_toml(config))
     assert load_config(elsewhere, today=TODAY) == config
     assert config.students == ("ada-lovelace", "alan-turing") and config.roster[1].name == "Alan Turing"
+
+
+def test_course_settings_match_the_functions_own_types() -> None:
+    """The course model cannot import the Lambda code (a self-contained asset); the two must still agree."""
+    import dataclasses
+
+    from course.catalog import REKOGNITION_FEATURES
+    from course.config import RekognitionSettings
+    from lab_scripts.rekognition_fn.handler import FEATURES, Analysis
+
+    assert REKOGNITION_FEATURES == tuple(FEATURES)
+    assert dataclasses.asdict(RekognitionSettings()) == dataclasses.asdict(Analysis())

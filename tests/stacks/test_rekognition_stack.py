@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ def test_function_runtime_code_and_environment(resources: dict[str, Any], config
     _, function = one(resources, "AWS::Lambda::Function")
     props = function["Properties"]
     assert (props["Runtime"], props["Handler"], props["Timeout"]) == ("python3.14", "handler.lambda_handler", 120)
-    assert Settings.from_env(props["Environment"]["Variables"]) == Settings(analysis=config.rekognition)
+    assert Settings.from_env(props["Environment"]["Variables"]) == Settings(analysis=Analysis(**dataclasses.asdict(config.rekognition)))
     # Lambda writes to the stack's own log group instead of creating /aws/lambda/<fn> outside the stack.
     assert props["LoggingConfig"] == {"LogGroup": {"Ref": log_id}}
     assert props["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
