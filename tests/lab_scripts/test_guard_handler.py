@@ -559,7 +559,8 @@ def test_the_cap_is_lifted_the_next_day_and_by_the_instructor(aws: Any) -> None:
     assert allow_student(aws, "ml101", "alice", config.policy, now=later(130)) == [alice]
     aws("ec2").start_instances(InstanceIds=[alice])
     assert guard(aws, config, later(140)).actions == []
-    # The next day the mark goes, and today's spend starts from zero.
+    # The next day (alice stopped in the evening) the mark goes, and today's spend starts from zero.
+    aws("ec2").stop_instances(InstanceIds=[alice])
     report = guard(aws, config, later(125 + 24 * 60))
     assert [(a.kind, a.target) for a in report.actions][-1] == (handler.LIFT_CAP, alice)
     assert "labkit:capped" not in tags_of(aws, alice)
