@@ -580,7 +580,7 @@ def test_without_a_cap_nothing_is_metered(aws: Any) -> None:
 
 
 def test_caps_and_prices_round_trip_through_the_environment() -> None:
-    config = capped(max_usd_per_student_day=2.5)
+    config = dataclasses.replace(capped(max_usd_per_student_day=2.5), topic_arn="arn:aws:sns:us-east-1:1:t")
     assert Settings.from_env(config.to_env()) == config
     legacy = {k: v for k, v in config.to_env().items() if k not in Settings.OPTIONAL.values()}
     assert Settings.from_env(legacy).policy.max_usd_per_student_day is None
