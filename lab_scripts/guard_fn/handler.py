@@ -627,16 +627,20 @@ class Guard:
 
     def _write_ledgers(self) -> None:
         """Bookkeeping, not an action: the ledger tag changes only when a session opens or closes."""
+        day = self.local.date().isoformat()
         for machine in self.machines:
             ledger = self.meter(machine)
-            if ledger.text() == Ledger.parse(machine.tags.get(TAG_SPEND, "")).text() or self.policy.dry_run:
+            old = Ledger.parse(machine.tags.get(TAG_SPEND, ""))
+            # A new day alone needs no write: reading an old day's record starts today from zero anyway.
+            unchanged = old if old.day == day else replace(old, day=day, today=0.0)
+            if ledger.text() == unchanged.text() or self.policy.dry_run:
                 continue
             try:
-                self._tag(machine.kind, machine.target, machine.arn, {TAG_SPEND: ledger.text()})
+                self._set_tags(machine.kind, machine.target, machine.arn, {TAG_SPEND: ledger.text()})
             except ClientError as exc:
                 self.notes.append(f"spend record of {machine.target} not written ({error_code(exc)})")
 
-    def _tag(self, kind: str, target: str, arn: str, tags: dict[str, str]) -> None:
+    def _set_tags(self, kind: str, target: str, arn: str, tags: dict[str, str]) -> None:
         if kind in {STOP_INSTANCE}:
             self.call(self.clients("ec2").create_tags, Resources=[target],
                       Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
@@ -719,7 +723,7 @@ class Guard:
             self.call(self.clients("ec2").stop_instances, InstanceIds=[action.target])
         elif action.kind == WITHHOLD_START:
             kind = STOP_NOTEBOOK if action.arn else STOP_INSTANCE
-            self._tag(kind, action.target, action.arn, {TAG_CAPPED: self.local.date().isoformat()})
+            self._set_tags(kind, action.target, action.arn, {TAG_CAPPED: self.local.date().isoformat()})
         elif action.kind == LIFT_CAP:
             if action.arn:
                 self.call(self.clients("sagemaker").delete_tags, ResourceArn=action.arn, TagKeys=[TAG_CAPPED])
