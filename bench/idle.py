@@ -216,8 +216,9 @@ class FakeAws:
     def add_tags(self, ResourceArn: str, Tags: list[dict[str, str]]) -> None:
         self.sim.by_id[ResourceArn.split("/", 1)[1]].tags.update({t["Key"]: t["Value"] for t in Tags})
 
-    def delete_tags(self, ResourceArn: str = "", TagKeys: list[str] = (), Resources: list[str] = (),  # type: ignore
-                    Tags: list[dict[str, str]] = ()) -> None:  # type: ignore[assignment]
+    def delete_tags(self, ResourceArn: str = "", TagKeys: tuple[str, ...] = (), Resources: tuple[str, ...] = (),
+                    Tags: tuple[dict[str, str], ...] = ()) -> None:
+        """SageMaker's (ResourceArn, TagKeys) and EC2's (Resources, Tags) in one."""
         if ResourceArn:
             machine, keys = self.sim.by_id[ResourceArn.split("/", 1)[1]], list(TagKeys)
         else:
@@ -271,6 +272,7 @@ class Outcome:
     runaway_usd: float = 0.0
     total_usd: float = 0.0
     guard_runs: int = 0
+    metered_usd: float = 0.0  # the guard's own meter over the course, read at the end (guard rows)
     seconds: float = 0.0
 
 
@@ -291,6 +293,7 @@ class Simulation:
         self.daily: dict[tuple[int, int], float] = {}  # (student, day) -> USD billed
         self.hourly: dict[tuple[int, int], float] = {}  # (student, hour) -> USD billed
         self.idle_by_session: dict[int, int] = {}
+        self.guard_stops: list[tuple[Machine, bool]] = []
         self.rule = IdleRule(5, 5)
         self.settings = Settings(
             course=COURSE, expires=(EPOCH + dt.timedelta(days=DAYS + 1)).date(), stacks=(f"{COURSE}-LabDLAMI",),
@@ -320,18 +323,20 @@ class Simulation:
         machine.segments = deque(session.segments)
         self.touched.add(machine.student)
 
-    def stop(self, machine: Machine, why: str) -> bool:
-        """Stop; return whether it was wrongful (busy work stopped by an idle or time rule)."""
+    def stop(self, machine: Machine, why: str) -> None:
+        """Stop the machine; count a wrongful stop (busy work stopped by an idle rule) or a cap stop."""
         if not machine.running:
-            return False
+            return
         segment = machine.segment(self.now)
-        wrongful = why not in {"student", "cap"} and segment is not None and segment.kind in BUSY_KINDS
-        self.out.wrongful += wrongful
-        if why == "cap":
+        busy = segment is not None and segment.kind in BUSY_KINDS
+        if why == "guard":
+            self.guard_stops.append((machine, busy))  # judged by the report's reason (guard_run)
+        elif why == "cap":
             self.cap_stop(machine)
+        elif why != "student":
+            self.out.wrongful += busy
         machine.running, machine.stopped = False, self.now
         self.running.remove(machine)
-        return wrongful
 
     def cap_stop(self, machine: Machine) -> None:
         self.out.cap_stops += 1
@@ -402,24 +407,18 @@ class Simulation:
             self.stop(machine, "checker")
 
     def guard_run(self) -> None:
-        """The guard's real code; its stops come back through the fake clients. Cap stops are re-booked."""
-        before = {m.ident: m.running for m in self.machines.values()}
-        wrongful_before = self.out.wrongful
+        """The guard's real code; its stops come back through the fake clients and are judged by their reason:
+        a stop for the cap is what the cap is for, any other stop of busy work is wrongful."""
+        self.guard_stops: list[tuple[Machine, bool]] = []
         report = handler.run(self.settings, self.aws, now=_at(self.now), sleep=lambda s: None)
         self.out.guard_runs += 1
-        capped = [a for a in report.actions if a.kind in {handler.STOP_NOTEBOOK, handler.STOP_INSTANCE}
-                  and "spend cap" in a.reason and before.get(a.target)]
-        if capped:
-            # Stops for the cap are not wrongful: that is what the cap is for.
-            self.out.wrongful = wrongful_before + sum(
-                1 for a in report.actions if a.kind in {handler.STOP_NOTEBOOK, handler.STOP_INSTANCE}
-                and "spend cap" not in a.reason and self._was_busy(a.target))
-            for action in capped:
-                self.cap_stop(self.by_id[action.target])
-
-    def _was_busy(self, ident: str) -> bool:
-        segment = self.by_id[ident].segment(self.now)
-        return segment is not None and segment.kind in BUSY_KINDS
+        reasons = {a.target: a.reason for a in report.actions if a.kind in {handler.STOP_NOTEBOOK,
+                                                                              handler.STOP_INSTANCE}}
+        for machine, busy in self.guard_stops:
+            if "spend cap" in reasons.get(machine.ident, ""):
+                self.cap_stop(machine)
+            else:
+                self.out.wrongful += busy
 
     def billing_lag(self) -> None:
         """Once an hour: each running student's last-24-hours spend as billing shows it, `lag` hours late."""
@@ -455,6 +454,11 @@ class Simulation:
                 if self.touched or any(handler.TAG_CAPPED in m.tags for m in self.machines.values()):
                     self.guard_run()
                 self.touched = {m.student for m in self.running}
+        if self.rules.guard:
+            # One more run that sees every machine: the meter's course total against what was billed.
+            self.touched = set(range(STUDENTS))
+            report = handler.run(self.settings, self.aws, now=_at(self.now), sleep=lambda s: None)
+            self.out.metered_usd = sum(report.spend.get("course", {}).values())
         for session in self.trace:
             if session.left >= 0:
                 idle = next(seg for seg in session.segments if seg.kind in {"idle", "idle_open"})
@@ -524,8 +528,11 @@ def main(out_dir: Path) -> int:
     header = (f"Simulated term: {STUDENTS} students, {SESSIONS_PER_WEEK} sessions a week for {DAYS // 7} weeks "
               f"({trace['sessions']} sessions, {trace['forgotten']} forgotten, {trace['after_hours']} after 21:00, "
               f"one runaway); cap {CAP_USD:.0f} USD per student and day; replayed in {seconds:.1f} s.")
+    labkit = facts["runs"][RULES[0].name]
+    metered = (f"The guard's meter (machines' own start/stop times and its ledger tags) counted "
+               f"{labkit['metered_usd']:.2f} USD of compute for the term; billed: {labkit['total_usd']:.2f} USD.")
     text = header + "\n\n" + markdown_table(table) + "\n\nTargets (labkit, idle 10 min): " + ", ".join(
-        f"{name}: {'met' if ok else 'NOT met'}" for name, ok in facts["targets"].items()) + "\n"
+        f"{name}: {'met' if ok else 'NOT met'}" for name, ok in facts["targets"].items()) + "\n\n" + metered + "\n"
     print(text)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "idle.md").write_text(text)

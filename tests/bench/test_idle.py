@@ -19,5 +19,7 @@ def test_labkit_meets_the_targets_and_a_cpu_only_rule_does_not() -> None:
     labkit = idle.replay(idle.RULES[0], trace)
     assert max(labkit.idle_minutes) <= 15 and labkit.wrongful == 0
     assert 0 < labkit.overshoot_usd <= idle.GUARD_MINUTES / 60 * idle.PRICE["notebook"] and labkit.cap_stops >= 1
+    # The guard's meter, from start/stop times and its ledger tags, is within 1 % of what was billed.
+    assert abs(labkit.metered_usd - labkit.total_usd) <= 0.01 * labkit.total_usd
     before = idle.replay(idle.RULES[2], trace)  # CPU alarm and kernel/terminal check: silent training is stopped
     assert before.wrongful > 0
