@@ -593,3 +593,24 @@ def test_the_ledger_counts_a_session_it_never_saw_running() -> None:
     assert ledger == handler.Ledger("2026-12-01", 0.5, 3.0, 0, 10)
     assert handler.Ledger.parse(ledger.text()) == ledger
     assert handler.Ledger.parse("garbage") == handler.Ledger()
+
+
+def test_a_capped_students_notebook_is_stopped_and_marked(aws: Any) -> None:
+    name = tagged_notebook(aws, "ml101-alice", COURSE_TAG + [{"Key": "labkit:student", "Value": "alice"}])
+    tagged_notebook(aws, "ml101-bob", COURSE_TAG + [{"Key": "labkit:student", "Value": "bob"}])
+    aws("sagemaker").stop_notebook_instance(NotebookInstanceName="ml101-bob")  # bob stopped at once: no spend
+    config = capped(max_usd_per_student_day=0.1)  # ml.t3.medium at 0.06 USD/h: 0.11 USD after 110 minutes
+    report = guard(aws, config, later(110))
+    assert {(a.kind, a.target) for a in report.actions} == {(STOP_NOTEBOOK, name), (handler.WITHHOLD_START, name)}
+    arn = aws("sagemaker").describe_notebook_instance(NotebookInstanceName=name)["NotebookInstanceArn"]
+    tags = {t["Key"]: t["Value"] for t in aws("sagemaker").list_tags(ResourceArn=arn)["Tags"]}
+    assert tags["labkit:capped"] == later(110).astimezone(config.policy.zone()).date().isoformat()
+    bob = aws("sagemaker").describe_notebook_instance(NotebookInstanceName="ml101-bob")["NotebookInstanceArn"]
+    assert "labkit:capped" not in {t["Key"] for t in aws("sagemaker").list_tags(ResourceArn=bob)["Tags"]}
+
+
+def test_a_dry_run_reports_the_cap_and_changes_nothing(aws: Any) -> None:
+    alice = student_instance(aws, "alice")
+    report = guard(aws, capped(max_usd_per_student_day=1.0, dry_run=True), later(125))
+    assert [(a.kind, a.status) for a in report.actions] == [(STOP_INSTANCE, WOULD), (handler.WITHHOLD_START, WOULD)]
+    assert instance_state(aws, alice) == "running" and set(tags_of(aws, alice)) == {"labkit:course", "labkit:student"}
