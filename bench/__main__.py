@@ -3,6 +3,7 @@
     python -m bench                 # everything, 3 runs each (6-9 minutes on 2 cores)
     python -m bench --quick         # 1 run, small sizes, no 30-student round-trip, no test suite (about 1 minute)
     python -m bench --only synth sweep --runs 5
+    python -m bench idle            # idle dollars on a simulated term, labkit's rules beside the anchors' (< 60 s)
 
 Prints a table (median, min, max of the runs; targets from issue 6) and writes JSON and a Markdown table
 (bench/results/latest.json and latest.md unless --out says otherwise). Timings are not asserted anywhere: a
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bench import idle
 from bench.report import markdown, print_table
 from bench.roundtrip import bench_round_trip
 from bench.stats import Section
@@ -32,17 +34,20 @@ from bench.synth import bench_synth
 from labkit import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-BENCHMARKS = ("synth", "roundtrip", "sweep", "suite")
+BENCHMARKS = ("synth", "roundtrip", "sweep", "suite", "idle")
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["idle"]:
+        return idle.main(RESULTS.parent)
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a fast subset: 1 run, small classes, no suite")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     runs = args.runs or (1 if args.quick else 3)
     selected = args.only or [name for name in BENCHMARKS if not (args.quick and name == "suite")]
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -56,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             "roundtrip": lambda: bench_round_trip(runs, args.quick, Path(workdir)),
             "sweep": lambda: bench_sweep(runs),
             "suite": lambda: bench_suite(runs),
+            # Deterministic (a seeded trace on an injected clock): one run says it all.
+            "idle": idle.bench_idle_sections,
         }
         for name in selected:
             console.print(f"[bold]running {name}[/bold] ({runs} run(s))")

@@ -91,6 +91,8 @@ class DlamiSettings:
     volume_gb: int = 100
     idle_minutes: int = 60
     idle_cpu_percent: int = 5
+    # GPU-aware idle: the GPU counts as busy at or above this utilisation (the alarm and the guard).
+    idle_gpu_percent: int = 5
     vpc_cidr: str = "10.42.0.0/16"
     # GPU capacity differs per zone (`labctl doctor` shows where the type is offered); default: the first.
     availability_zone: str | None = None
@@ -117,7 +119,8 @@ class RekognitionSettings:
 
 @dataclass(frozen=True)
 class GuardSettings:
-    every_minutes: int = 30
+    # Every 5 minutes: the spend cap acts within one period (README "Teardown guard": about 0.1 USD a month).
+    every_minutes: int = 5
     # The function's own policy type, so lab.toml and the function cannot drift apart.
     policy: Policy = field(default_factory=Policy)
 
@@ -187,7 +190,8 @@ _SCHEMA: dict[str, set[str]] = {
     "dlami": {f.name for f in fields(DlamiSettings)},
     "rekognition": {"features", "min_confidence", "max_labels"},
     "containers": {"class_repository", "keep_images"},
-    "guard": {"dry_run", "every_minutes", "idle_minutes", "after_hours", "timezone", "max_actions"},
+    "guard": {"dry_run", "every_minutes", "idle_minutes", "after_hours", "timezone", "max_actions",
+              "max_usd_per_student_day", "max_usd_class_day"},
     "classroom": {"roster", "mode", "organizational_unit", "max_concurrent_percentage",
                   "failure_tolerance_percentage"},
     "": {"course", "sagemaker", "dlami", "rekognition", "containers", "guard", "classroom", "students"},
@@ -447,6 +451,8 @@ def _parse_dlami(table: dict[str, Any], region: str, fail: Callable[[str, str], 
         idle_minutes=_whole(table, "idle_minutes", defaults.idle_minutes, 10, 1440, "minutes", fail, "dlami"),
         idle_cpu_percent=_whole(table, "idle_cpu_percent", defaults.idle_cpu_percent, 1, 50, "percent", fail,
                                 "dlami"),
+        idle_gpu_percent=_whole(table, "idle_gpu_percent", defaults.idle_gpu_percent, 1, 50, "percent", fail,
+                                "dlami"),
         vpc_cidr=str(network),
         availability_zone=zone,
         ssh_key_name=key_name,
@@ -476,8 +482,22 @@ def _parse_guard(table: dict[str, Any], fail: Callable[[str, str], ConfigError])
             after_hours=texts["after_hours"],
             timezone=texts["timezone"],
             max_actions=_whole(table, "max_actions", defaults.max_actions, 1, 1000, "actions", fail, "guard"),
+            **_parse_caps(table, fail),
         ),
     )
+
+
+def _parse_caps(table: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> dict[str, float]:
+    """guard.max_usd_per_student_day and guard.max_usd_class_day: optional USD per local day, off when absent."""
+    caps = {}
+    for key in ("max_usd_per_student_day", "max_usd_class_day"):
+        if key not in table:
+            continue
+        value = table[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= 100_000:
+            raise fail(f"guard.{key}", f"{value!r} must be an amount of USD above 0 (at most 100000)")
+        caps[key] = float(value)
+    return caps
 
 
 def _rekognition(section: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> RekognitionSettings:
@@ -521,7 +541,10 @@ def to_toml(config: LabConfig) -> str:
         f"keep_images = {config.containers.keep_images}\n\n"
         f"[guard]\ndry_run = {str(policy.dry_run).lower()}\nevery_minutes = {config.guard.every_minutes}\n"
         f'idle_minutes = {policy.idle_minutes}\nafter_hours = "{policy.after_hours}"\ntimezone = "{policy.timezone}"\n'
-        f"max_actions = {policy.max_actions}\n\n"
+        f"max_actions = {policy.max_actions}\n"
+        + "".join(f"{key} = {getattr(policy, key)}\n" for key in ("max_usd_per_student_day", "max_usd_class_day")
+                  if getattr(policy, key) is not None)
+        + "\n"
         f'[classroom]\nmode = "{classroom.mode}"\n{roster}{ou}'
         f"max_concurrent_percentage = {classroom.max_concurrent_percentage}\n"
         f"failure_tolerance_percentage = {classroom.failure_tolerance_percentage}\n\n[dlami]\n"

@@ -2,7 +2,9 @@
 
 Class-wide parts (role, instance profile, security group) are created once in the class stack; each student's
 stack holds an instance with an encrypted root volume, IMDSv2, and an alarm that stops it when idle. The alarm uses CloudWatch's
-built-in EC2 stop action, so idle protection needs no Lambda or custom resource.
+built-in EC2 stop action, so idle protection needs no Lambda or custom resource. Idle is GPU-aware: the instance's
+CloudWatch agent (configured by its user data) publishes CPU, GPU and terminal input each minute, and the alarm's
+metric math is the guard's own `IdleRule`, so a training loop at 90 % GPU and 3 % CPU is never idle.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from dataclasses import dataclass
 
 from aws_cdk import CfnParameter, Duration, Fn, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -20,6 +21,7 @@ from infra.class_network import ClassNetwork
 from infra.dlc_pull import acknowledge_registry_login, dlc_pull_document
 from infra.nag import acknowledge
 from lab_scripts.boot_scripts import render_gpu_user_data
+from lab_scripts.guard_fn.handler import AGENT_NAMESPACE, CPU_METRIC, GPU_METRIC, INPUT_METRIC, IdleRule
 from course.catalog import DLAMIS
 from course.config import DlamiSettings
 from course.naming import TAG_STUDENT, CourseNames, StudentNames
@@ -32,7 +34,9 @@ SESSION_MANAGER_ACTIONS = [
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
 ]
-ALARM_PERIOD_MINUTES = 5
+# The agent publishes once a minute: the alarm evaluates minute by minute (EC2's free CPU metric has 5-minute
+# points, which would add up to 5 minutes to every stop).
+ALARM_PERIOD_MINUTES = 1
 
 
 class GpuClass(Construct):
@@ -55,12 +59,18 @@ class GpuClass(Construct):
             "SessionManager",
             statements=[iam.PolicyStatement(sid="SessionManager", actions=SESSION_MANAGER_ACTIONS, resources=["*"])],
         )
+        # The CloudWatch agent publishes the idle alarm's metrics; only into the labkit namespace.
+        self.policy.add_statements(iam.PolicyStatement(
+            sid="PublishIdleMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": AGENT_NAMESPACE}},
+        ))
         self.policy.attach_to_role(self.role)
         acknowledge(
             self.policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "Session Manager's agent actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel) do not support "
-            "resource-level permissions; this inline policy replaces the broader AmazonSSMManagedInstanceCore.",
+            "Session Manager's agent actions (ssm:UpdateInstanceInformation, ssmmessages:*Channel) and "
+            "cloudwatch:PutMetricData do not support resource-level permissions; PutMetricData is limited to the "
+            "labkit namespace, and this inline policy replaces the broader AmazonSSMManagedInstanceCore.",
         )
         # Students on the instance pull Deep Learning Containers with the instance role: no access keys needed.
         dlc_pull = iam.Policy(self, "DlcPull", document=dlc_pull_document(self, Stack.of(self).region))
@@ -151,23 +161,43 @@ class GpuWorkstation(Construct):
 
     @staticmethod
     def _idle_alarm(scope: Construct, name: str, instance: ec2.CfnInstance, settings: DlamiSettings) -> None:
-        """Stop the instance after `idle_minutes` of low CPU (a training loop keeps at least one core busy)."""
+        """Stop the instance after `idle_minutes` minutes in which CPU, GPU and terminal input were all idle.
+
+        Missing data never stops it: FILL makes a missing point busy (an agent that is down, or not installed,
+        leaves the machine running: the guard's spend cap and after-hours stop remain), and with no point at
+        all (a stopped instance) the alarm treats the window as not breaching, so it does not flap.
+        """
+        rule = IdleRule(settings.idle_cpu_percent, settings.idle_gpu_percent)
+
+        def agent(metric: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace=AGENT_NAMESPACE, metric_name=metric,
+                                     dimensions_map={"InstanceId": instance.ref}, statistic="Maximum",
+                                     period=Duration.minutes(ALARM_PERIOD_MINUTES))
+
         alarm = cloudwatch.Alarm(
             scope,
             "IdleStop",
             alarm_name=name,
-            alarm_description=f"Stops the GPU instance after {settings.idle_minutes} idle minutes",
-            metric=cloudwatch.Metric(
-                namespace="AWS/EC2",
-                metric_name="CPUUtilization",
-                dimensions_map={"InstanceId": instance.ref},
-                statistic="Maximum",
+            alarm_description=(f"Stops the GPU instance after {settings.idle_minutes} minutes with CPU below "
+                               f"{settings.idle_cpu_percent} %, GPU below {settings.idle_gpu_percent} % and no "
+                               "terminal input"),
+            metric=cloudwatch.MathExpression(
+                expression=rule.expression("cpu", "gpu", "tty"),
+                using_metrics={"cpu": agent(CPU_METRIC), "gpu": agent(GPU_METRIC), "tty": agent(INPUT_METRIC)},
+                label="busy (1 or more: some signal is busy)",
                 period=Duration.minutes(ALARM_PERIOD_MINUTES),
             ),
-            threshold=settings.idle_cpu_percent,
+            threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             evaluation_periods=max(1, settings.idle_minutes // ALARM_PERIOD_MINUTES),
-            # A stopped instance sends no data: that must not count as idle, or the alarm would flap.
+            datapoints_to_alarm=max(1, settings.idle_minutes // ALARM_PERIOD_MINUTES),
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        alarm.add_alarm_action(cw_actions.Ec2Action(cw_actions.Ec2InstanceAction.STOP))
+        # CloudWatch's built-in stop action (no Lambda, no permission of ours: the service acts for the account).
+        # CDK's Ec2Action refuses any alarm that is not on one EC2 per-instance metric, a narrower rule than the
+        # service's ("a metric alarm watches a single metric or the result of a math expression ... the action
+        # can be an Amazon EC2 action"), so the action ARN is set on the L1 alarm.
+        stack = Stack.of(scope)
+        cfn = alarm.node.default_child
+        assert isinstance(cfn, cloudwatch.CfnAlarm)
+        cfn.alarm_actions = [f"arn:{stack.partition}:automate:{stack.region}:ec2:stop"]

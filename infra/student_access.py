@@ -55,6 +55,11 @@ def student_access_document(scope: IConstruct, names: CourseNames) -> iam.Policy
         iam.PolicyStatement(sid="OwnSessions", resources=[sessions], conditions=OWN_SESSION,
                             actions=["ssm:ResumeSession", "ssm:TerminateSession"]),
         iam.PolicyStatement(sid="FindInstances", resources=["*"], actions=["ec2:DescribeInstances"]),
+        # The guard marks an over-cap student's machines `labkit:capped=<YYYY-MM-DD>` (lab_scripts/guard_fn); an
+        # explicit deny wins over the allows above until it lifts the mark (the next day, or `labctl allow`).
+        iam.PolicyStatement(sid="CappedNoStart", effect=iam.Effect.DENY, resources=[notebooks, instances],
+                            actions=["sagemaker:StartNotebookInstance", "ec2:StartInstances"],
+                            conditions={"StringLike": {"aws:ResourceTag/labkit:capped": "????-??-??"}}),
         iam.PolicyStatement(sid="OwnBucket", resources=[bucket], actions=["s3:ListBucket", "s3:GetBucketLocation"]),
         iam.PolicyStatement(sid="OwnObjects", resources=[objects],
                             actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 from aws_cdk import ArnFormat, CfnResource, Duration, RemovalPolicy, Stack
@@ -304,6 +305,8 @@ class TeardownGuard(Construct):
             iam.PolicyStatement(sid="ReportEncrypted", actions=["kms:GenerateDataKey", "kms:Decrypt"],
                                 resources=[self.key.key_arn]),
         ]
+        if settings.policy.capped:
+            statements += self._meter_statements(course, notebooks)
         for statement in statements:
             role.add_to_principal_policy(statement)
         policy = role.node.find_child("DefaultPolicy")
@@ -318,6 +321,27 @@ class TeardownGuard(Construct):
             acknowledge_wildcard_resource(policy, arn, "A stack ARN ends in an id CloudFormation generates at "
                                           "creation; the name is the lab's (or '<lab>-<student>' for a student's "
                                           "stack), and delete requires the course tag.")
+
+    @staticmethod
+    def _meter_statements(course: str, notebooks: str) -> list[iam.PolicyStatement]:
+        """With a spend cap only: write the guard's two tags (its ledger and the cap mark) on course machines,
+        and remove the cap mark. No other tag key, no other resource."""
+        tagged = {"StringEquals": {f"aws:ResourceTag/{TAG_COURSE}": course}}
+
+        def keys(*names: str) -> dict[str, dict[str, Any]]:
+            return {**tagged, "ForAllValues:StringEquals": {"aws:TagKeys": list(names)}}
+
+        both, cap = (handler.TAG_SPEND, handler.TAG_CAPPED), (handler.TAG_CAPPED,)
+        return [
+            iam.PolicyStatement(sid="MeterInstances", actions=["ec2:CreateTags"], resources=["*"],
+                                conditions=keys(*both)),
+            iam.PolicyStatement(sid="LiftInstanceCaps", actions=["ec2:DeleteTags"], resources=["*"],
+                                conditions=keys(*cap)),
+            iam.PolicyStatement(sid="MeterNotebooks", actions=["sagemaker:AddTags"], resources=[notebooks],
+                                conditions=keys(*both)),
+            iam.PolicyStatement(sid="LiftNotebookCaps", actions=["sagemaker:DeleteTags"], resources=[notebooks],
+                                conditions=keys(*cap)),
+        ]
 
     def _budget(self) -> None:
         props = self._props

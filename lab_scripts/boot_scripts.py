@@ -84,5 +84,71 @@ def render_gpu_user_data() -> str:
         "mkdir -p /opt/labkit\n"
         + _install("gpu_smoke_test.py", "/opt/labkit/gpu_smoke_test.py")
         + "chmod 0755 /opt/labkit/gpu_smoke_test.py\n"
+        + render_gpu_monitoring()
     )
     return _checked(script, "user data")
+
+
+# The CloudWatch agent's configuration: CPU and GPU utilisation and the terminal-input gauge, once a minute,
+# under one dimension (InstanceId) so the idle alarm's metric math can name them. Names are the guard's
+# (lab_scripts/guard_fn/handler.py: AGENT_NAMESPACE, CPU_METRIC, GPU_METRIC, INPUT_METRIC); a test keeps them equal.
+AGENT_CONFIG = {
+    "agent": {"metrics_collection_interval": 60, "run_as_user": "root"},
+    "metrics": {
+        "namespace": "LabKit/GPU",
+        "append_dimensions": {"InstanceId": "${aws:InstanceId}"},
+        "aggregation_dimensions": [["InstanceId"]],
+        "force_flush_interval": 60,
+        "metrics_collected": {
+            "cpu": {"measurement": ["usage_active"], "totalcpu": True, "drop_original_metrics": ["usage_active"]},
+            "nvidia_gpu": {"measurement": ["utilization_gpu"], "drop_original_metrics": ["utilization_gpu"]},
+            "statsd": {"service_address": "127.0.0.1:8125", "metrics_collection_interval": 60,
+                       "metrics_aggregation_interval": 60},
+        },
+    },
+}
+AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+# 1 when a Session Manager or SSH terminal (a pseudo-terminal) had input in the last 90 s: a tty's access time
+# is its last input, as `w` shows it. Sent to the agent's StatsD listener, so it needs no AWS CLI.
+TERMINAL_INPUT = """#!/bin/bash
+now=$(date +%s); busy=0
+for tty in /dev/pts/[0-9]*; do
+  [ -e "$tty" ] && [ $((now - $(stat -c %X "$tty"))) -lt 90 ] && busy=1
+done
+echo "labkit_terminal_input:${busy}|g" > /dev/udp/127.0.0.1/8125
+"""
+
+
+def render_gpu_monitoring() -> str:
+    """User data lines that make the instance publish what its idle alarm reads (GPU-aware idle).
+
+    The CloudWatch agent is used where the AMI ships it; otherwise it is installed at first boot from AWS's
+    own sources (Amazon Linux's package repository, or the regional agent bucket for Ubuntu): nothing is
+    downloaded at synth time, and a failed install leaves the alarm without data, which never stops the
+    machine (the guard's spend cap and after-hours stop still apply). A systemd timer, not cron, samples
+    the terminals: Amazon Linux 2023 has no cron.
+    """
+    import json
+
+    config = json.dumps(AGENT_CONFIG, separators=(",", ":"))
+    return (
+        "# GPU-aware idle: the CloudWatch agent publishes CPU, GPU and terminal input for the idle alarm.\n"
+        f"if [ ! -x {AGENT_CTL} ]; then\n"
+        "  (if command -v dnf >/dev/null; then dnf install -y amazon-cloudwatch-agent; else\n"
+        '    T=$(curl -sfX PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")\n'
+        '    R=$(curl -sf -H "X-aws-ec2-metadata-token: $T" http://169.254.169.254/latest/meta-data/placement/region)\n'
+        '    curl -sfo /tmp/cwagent.deb "https://amazoncloudwatch-agent-$R.s3.$R.amazonaws.com/ubuntu/'
+        '$(dpkg --print-architecture)/latest/amazon-cloudwatch-agent.deb" && dpkg -i -E /tmp/cwagent.deb; fi)'
+        ' || echo "labkit: CloudWatch agent not installed; the idle alarm gets no data and never stops"\n'
+        "fi\n"
+        f"cat > /opt/labkit/cloudwatch-agent.json <<'LABKIT_AGENT_EOF'\n{config}\nLABKIT_AGENT_EOF\n"
+        f"cat > /opt/labkit/terminal-input.sh <<'LABKIT_TTY_EOF'\n{TERMINAL_INPUT}LABKIT_TTY_EOF\n"
+        "chmod 0755 /opt/labkit/terminal-input.sh\n"
+        "printf '[Service]\\nType=oneshot\\nExecStart=/opt/labkit/terminal-input.sh\\n' "
+        "> /etc/systemd/system/labkit-terminal-input.service\n"
+        "printf '[Timer]\\nOnBootSec=60\\nOnUnitActiveSec=60\\nAccuracySec=5\\n[Install]\\nWantedBy=timers.target\\n' "
+        "> /etc/systemd/system/labkit-terminal-input.timer\n"
+        "systemctl daemon-reload && systemctl enable --now labkit-terminal-input.timer\n"
+        f"[ -x {AGENT_CTL} ] && {AGENT_CTL} -a fetch-config -m ec2 -s -c file:/opt/labkit/cloudwatch-agent.json "
+        '|| echo "labkit: CloudWatch agent not started"\n'
+    )

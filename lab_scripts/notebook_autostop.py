@@ -5,6 +5,8 @@ stdlib only, with boto3 used when the notebook's Python has it and the AWS CLI o
 Idle means: no kernel busy, and no kernel or terminal activity, since the last activity or instance start.
 Before it stops the notebook it copies the notebook's volume to the student's bucket once more (the sync script
 the lifecycle configuration installs), so an idle stop loses nothing saved.
+On GPU notebook types (ml.g4dn.*, ml.g5.*, ...) a busy GPU is activity too: training started from a terminal
+(`nohup python train.py`) shows no kernel or terminal activity for hours, only GPU utilisation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ START_MARKER = "/var/lib/labkit/started"
 SYNC_SCRIPT = "/opt/labkit/sync-notebook.sh"  # boot_scripts.SYNC_SCRIPT; this file must stay standalone
 # The final sync gets this long; a stopped notebook keeps its volume, so a sync cut short loses nothing yet.
 SYNC_TIMEOUT_SECONDS = 240
+# Touched whenever the GPU is found busy: its modification time is the GPU's last activity between checks.
+GPU_MARKER = "/var/lib/labkit/gpu-busy"
+GPU_BUSY_PERCENT = 5
+NVIDIA_SMI = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -47,6 +53,55 @@ def idle_minutes(
         return 0.0
     since = max(filter(None, [last_activity(sessions, terminals), started]))
     return max(0.0, (now - since).total_seconds() / 60)
+
+
+def gpu_utilization(output: str) -> list[float]:
+    """Per-GPU utilisation in percent from `nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits`
+    (one line per GPU and sample); lines nvidia-smi fills with `[N/A]` or an error are skipped."""
+    values = []
+    for line in output.splitlines():
+        try:
+            values.append(float(line.strip().rstrip("%").strip()))
+        except ValueError:
+            continue
+    return values
+
+
+def gpu_busy(output: str, percent: float = GPU_BUSY_PERCENT) -> bool:
+    """Whether any GPU in any sample was at or above `percent`."""
+    return any(value >= percent for value in gpu_utilization(output))
+
+
+def sample_gpus(run_command: Callable[..., Any] = subprocess.run, *, samples: int = 5, interval: float = 1.0,
+                sleep: Callable[[float], None] | None = None) -> str | None:
+    """A few nvidia-smi readings a second apart (utilisation is a short average, and a training loop between
+    batches can read 0); None when the notebook has no GPU (no nvidia-smi)."""
+    import time
+
+    pause = time.sleep if sleep is None else sleep
+    readings = []
+    for index in range(samples):
+        try:
+            done = run_command(NVIDIA_SMI, capture_output=True, text=True, timeout=20, check=False)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            return None if index == 0 else "\n".join(readings)
+        readings.append(str(done.stdout))
+        if index + 1 < samples:
+            pause(interval)
+    return "\n".join(readings)
+
+
+def last_gpu_activity(output: str | None, now: dt.datetime, percent: float = GPU_BUSY_PERCENT,
+                      marker: str = GPU_MARKER) -> dt.datetime | None:
+    """Record a busy GPU (touch the marker) and return when it was last busy, None if never."""
+    if output is not None and gpu_busy(output, percent):
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "a", encoding="utf-8"):
+            pass
+        os.utime(marker, (now.timestamp(), now.timestamp()))
+    if not os.path.exists(marker):
+        return None
+    return dt.datetime.fromtimestamp(os.path.getmtime(marker), dt.timezone.utc)
 
 
 def fetch(path: str) -> list[dict[str, Any]]:
@@ -110,13 +165,14 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--idle-minutes", type=float, required=True)
+    parser.add_argument("--gpu-busy-percent", type=float, default=GPU_BUSY_PERCENT)
     args = parser.parse_args(argv)
     started = dt.datetime.fromtimestamp(os.path.getmtime(START_MARKER), dt.timezone.utc)
+    now = dt.datetime.now(dt.timezone.utc)
+    # A busy GPU counts as activity: idle time runs from the later of the start and the GPU's last busy check.
+    started = max(filter(None, [started, last_gpu_activity(sample_gpus(), now, args.gpu_busy_percent)]))
     name = notebook_name()
-    stopped = run(
-        args.idle_minutes, started=started, now=dt.datetime.now(dt.timezone.utc), stop=lambda: stop_notebook(name),
-        sync=sync_volume,
-    )
+    stopped = run(args.idle_minutes, started=started, now=now, stop=lambda: stop_notebook(name), sync=sync_volume)
     if stopped:
         print(f"stopping idle notebook {name}", flush=True)
     return 0

@@ -49,3 +49,11 @@ def instance_per_hour(instance_type: str, state: str) -> float | None:
         return 0.0
     known = INSTANCES.get(instance_type)
     return None if known is None else known.usd_per_hour
+
+
+def guard_prices(notebook_type: str, gpu_type: str) -> tuple[tuple[str, float], ...]:
+    """USD per hour of the course's two machine types, for the guard's spend meter (its Lambda environment is
+    limited to 4 KB and the function cannot import this module, so it gets just these two)."""
+    known = INSTANCES.get(gpu_type)
+    pairs = {notebook_type: NOTEBOOK_USD_PER_HOUR.get(notebook_type), gpu_type: known.usd_per_hour if known else None}
+    return tuple(sorted((name, price) for name, price in pairs.items() if price is not None))

@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.teardown_guard import GuardProps, TeardownGuard
 from lab_scripts.guard_fn.handler import Settings
 from course.config import LabConfig
+from lab_scripts.prices import guard_prices
 
 
 class LabGuardStack(Stack):
@@ -23,6 +24,8 @@ class LabGuardStack(Stack):
             iam_path=names.iam_path,
             idle_cpu_percent=config.dlami.idle_cpu_percent,
             policy=config.guard.policy,
+            idle_gpu_percent=config.dlami.idle_gpu_percent,
+            prices=guard_prices(config.sagemaker.instance_type, config.dlami.instance_type),
         )
         guard = TeardownGuard(
             self,

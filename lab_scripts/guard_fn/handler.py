@@ -32,8 +32,20 @@ logger.setLevel(logging.INFO)
 
 ClientFactory = Callable[[str], Any]
 
-# Same values as course.naming.TAG_COURSE and lab_scripts.audit.NOTEBOOK_LOG_GROUP (a test keeps them equal).
+# Same values as course.naming.TAG_COURSE / TAG_STUDENT and lab_scripts.audit.NOTEBOOK_LOG_GROUP (a test keeps
+# them equal).
 TAG_COURSE = "labkit:course"
+TAG_STUDENT = "labkit:student"
+# The guard's own record on each lab machine (see `Ledger`), and the mark that withholds a capped student's start
+# (the students' policy denies starting a machine whose `labkit:capped` is a date; see infra/student_access.py).
+TAG_SPEND = "labkit:spend"
+TAG_CAPPED = "labkit:capped"
+ALLOWED_PREFIX = "allowed-"  # `labkit:capped=allowed-<day>`: the instructor lifted the cap for that day
+# What the GPU instance publishes through the CloudWatch agent its boot script configures, once a minute, with
+# the one dimension InstanceId: CPU and GPU utilisation in percent, and 1 when a terminal (Session Manager or
+# SSH) had input in the last 90 seconds. The idle alarm (infra/gpu_workstations.py) and the guard read the same.
+AGENT_NAMESPACE = "LabKit/GPU"
+CPU_METRIC, GPU_METRIC, INPUT_METRIC = "cpu_usage_active", "nvidia_smi_utilization_gpu", "labkit_terminal_input"
 NOTEBOOK_LOG_GROUP = "/aws/sagemaker/NotebookInstances"
 THROTTLING = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "TooManyRequestsException",
@@ -41,6 +53,7 @@ THROTTLING = frozenset({
 })
 
 STOP_NOTEBOOK, STOP_INSTANCE = "stop notebook", "stop instance"
+WITHHOLD_START, LIFT_CAP = "withhold start", "lift cap"
 DEACTIVATE_KEY, DELETE_STACK = "deactivate access key", "delete stack"
 # What happened to a planned action.
 PLANNED, DONE, WOULD, CAPPED, FAILED, IN_PROGRESS = "planned", "done", "dry run", "over cap", "failed", "in progress"
@@ -65,8 +78,16 @@ class Policy:
     after_hours: str = ""  # "HH:MM-HH:MM" local time, may wrap midnight; "" = no after-hours stop
     timezone: str = "UTC"
     max_actions: int = 50
+    # Spend caps in USD per local day (None = off): over the cap a student's machines (or the class's) stop and
+    # their start is withheld until the next day or `labctl allow`.
+    max_usd_per_student_day: float | None = None
+    max_usd_class_day: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("max_usd_per_student_day", "max_usd_class_day"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 100_000:
+                raise SettingsError(f"{name} {value} must be a positive amount of USD (at most 100000)")
         if not 15 <= self.idle_minutes <= 1440:
             raise SettingsError(f"idle_minutes {self.idle_minutes} must be between 15 and 1440")
         if not 1 <= self.max_actions <= 1000:
@@ -100,6 +121,31 @@ class Policy:
         now = local.time()
         return start <= now < end if start < end else (now >= start or now < end)
 
+    @property
+    def capped(self) -> bool:
+        return self.max_usd_per_student_day is not None or self.max_usd_class_day is not None
+
+
+@dataclass(frozen=True)
+class IdleRule:
+    """When a GPU instance is idle, one minute at a time: CPU below `cpu_percent`, GPU below `gpu_percent`, and
+    no terminal input. The CloudWatch alarm evaluates `expression()` (metric math) natively; the guard and the
+    benchmark call `busy()` on the same numbers. A missing value counts as busy: no data never stops a machine."""
+
+    cpu_percent: float = 5
+    gpu_percent: float = 5
+
+    def busy(self, cpu: float | None, gpu: float | None, terminal_input: float | None) -> float:
+        """1 or more when any signal is busy (or missing), below 1 when every one is idle."""
+        return max(100 if cpu is None else cpu / self.cpu_percent,
+                   100 if gpu is None else gpu / self.gpu_percent,
+                   1 if terminal_input is None else terminal_input)
+
+    def expression(self, cpu: str = "cpu", gpu: str = "gpu", terminal_input: str = "tty") -> str:
+        """The same rule as CloudWatch metric math; the alarm fires when it stays below 1 for the whole window."""
+        return (f"MAX([FILL({cpu}, 100) / {self.cpu_percent:g}, FILL({gpu}, 100) / {self.gpu_percent:g}, "
+                f"FILL({terminal_input}, 1)])")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -116,11 +162,25 @@ class Settings:
     teardown_role_arn: str = ""
     idle_cpu_percent: int = 5
     policy: Policy = Policy()
+    idle_gpu_percent: int = 5
+    # USD per hour by instance type (EC2 `g4dn.xlarge`, SageMaker `ml.t3.medium`), for the course's types only:
+    # the stack passes the bundled prices in, since the function cannot import lab_scripts.prices.
+    prices: tuple[tuple[str, float], ...] = ()
 
     # Field -> environment variable; policy fields are read from the same environment.
     ENV = {name: f"LABKIT_{name.upper()}" for name in (
         "course", "expires", "stacks", "iam_path", "topic_arn", "teardown_role_arn", "idle_cpu_percent", "dry_run",
         "idle_minutes", "after_hours", "timezone", "max_actions")}
+    # Added later; optional so that `labctl guard run` still reads a guard deployed before them.
+    OPTIONAL = {name: f"LABKIT_{name.upper()}" for name in (
+        "idle_gpu_percent", "prices", "max_usd_per_student_day", "max_usd_class_day")}
+
+    @property
+    def rule(self) -> IdleRule:
+        return IdleRule(self.idle_cpu_percent, self.idle_gpu_percent)
+
+    def price(self, instance_type: str) -> float | None:
+        return dict(self.prices).get(instance_type)
 
     def to_env(self) -> dict[str, str]:
         policy = self.policy
@@ -130,7 +190,12 @@ class Settings:
                                                                   "teardown_role_arn", "idle_cpu_percent")},
                   **{name: str(getattr(policy, name)) for name in ("idle_minutes", "timezone", "max_actions")},
                   **text}
-        return {variable: values[name] for name, variable in self.ENV.items()}
+        caps = {name: "off" if getattr(policy, name) is None else f"{getattr(policy, name):g}"
+                for name in ("max_usd_per_student_day", "max_usd_class_day")}
+        extra = {"idle_gpu_percent": str(self.idle_gpu_percent),
+                 "prices": json.dumps(dict(self.prices), separators=(",", ":"), sort_keys=True), **caps}
+        return ({variable: values[name] for name, variable in self.ENV.items()}
+                | {variable: extra[name] for name, variable in self.OPTIONAL.items()})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -142,14 +207,21 @@ class Settings:
             raise SettingsError(f"missing environment variables: {', '.join(absent)}")
         if raw["dry_run"] not in {"true", "false"}:
             raise SettingsError(f"LABKIT_DRY_RUN {raw['dry_run']!r} must be true or false")
+        extra = {name: source.get(variable, "") for name, variable in cls.OPTIONAL.items()}
         try:
+            caps = {name: None if extra[name] in {"", "off"} else float(extra[name])
+                    for name in ("max_usd_per_student_day", "max_usd_class_day")}
+            prices = json.loads(extra["prices"] or "{}")
+            if not isinstance(prices, dict) or not all(isinstance(v, (int, float)) for v in prices.values()):
+                raise ValueError(f"LABKIT_PRICES {extra['prices']!r} must be a JSON object of USD per hour")
             policy = Policy(raw["dry_run"] == "true", int(raw["idle_minutes"]),
                             "" if raw["after_hours"] == "off" else raw["after_hours"], raw["timezone"],
-                            int(raw["max_actions"]))
+                            int(raw["max_actions"]), **caps)
             return cls(raw["course"], dt.date.fromisoformat(raw["expires"]), tuple(raw["stacks"].split(",")),
                        raw["iam_path"], raw["topic_arn"], raw["teardown_role_arn"], int(raw["idle_cpu_percent"]),
-                       policy)
-        except ValueError as exc:
+                       policy, int(extra["idle_gpu_percent"] or 5),
+                       tuple(sorted((str(k), float(v)) for k, v in prices.items())))
+        except (ValueError, json.JSONDecodeError) as exc:
             raise SettingsError(f"invalid environment: {exc}") from None
 
 
@@ -163,6 +235,7 @@ class Action:
     status: str = PLANNED
     detail: str = ""
     key_id: str = ""  # for access keys: the key of user `target`
+    arn: str = ""  # for tag changes on notebooks: the notebook's ARN
 
     @property
     def label(self) -> str:
@@ -180,6 +253,8 @@ class Report:
     expires: dt.date
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # With a spend cap: USD of compute so far, {"today": {student: usd}, "course": {student: usd}}.
+    spend: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def expired(self) -> bool:
@@ -211,7 +286,8 @@ class Report:
         return "\n".join(lines)
 
     def summary(self) -> dict[str, Any]:
-        return {"course": self.course, "dry_run": self.dry_run, "expired": self.expired, **self.counts()}
+        spend = {f"usd_{period}": round(sum(by_student.values()), 2) for period, by_student in self.spend.items()}
+        return {"course": self.course, "dry_run": self.dry_run, "expired": self.expired, **self.counts(), **spend}
 
 
 def error_code(exc: ClientError) -> str:
@@ -256,8 +332,81 @@ class Calls:
             kwargs[token] = next_token
 
 
+def is_gpu_notebook(instance_type: str) -> bool:
+    """ml.g4dn.*, ml.g5.*, ml.p3.* ...: SageMaker notebook types with a GPU."""
+    return re.match(r"ml\.(g|p)\d", instance_type) is not None
+
+
+def _tag(tags: list[dict[str, str]], key: str) -> str:
+    return next((tag.get("Value", "") for tag in tags if tag.get("Key") == key), "")
+
+
 def _tagged(tags: list[dict[str, str]], course: str) -> bool:
     return any(tag.get("Key") == TAG_COURSE and tag.get("Value") == course for tag in tags)
+
+
+_TRANSITION = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:GMT|UTC)\)")
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The guard's record of one machine's compute spend, kept in its tag `labkit:spend`.
+
+    Model: a machine bills its hourly price from the start of a session to its stop. The describe calls give
+    the current (or last) session: EC2's `LaunchTime` (the last start) and the stop time in
+    `StateTransitionReason`; a notebook's `LastModifiedTime` at the run that first sees it InService (start)
+    and when it is seen stopped (stop). What the describe calls forget once a machine restarts, earlier
+    sessions, lives here: the closed sessions' USD today (`day`, local) and over the course, the open
+    session's start (`since`, epoch seconds, 0 = none) and the last EC2 session already counted (`counted`).
+    A session that starts and stops between two runs is still counted for EC2 (LaunchTime > counted); for a
+    notebook, at most one guard period is missed. Storage is not metered: stopping does not end it.
+    """
+
+    day: str = ""
+    today: float = 0.0
+    total: float = 0.0
+    since: int = 0
+    counted: int = 0
+
+    def text(self) -> str:
+        return (f"day={self.day} today={self.today:.4f} total={self.total:.4f} since={self.since} "
+                f"counted={self.counted}")
+
+    @classmethod
+    def parse(cls, text: str) -> Ledger:
+        try:
+            fields = dict(part.split("=", 1) for part in text.split())
+            return cls(fields.get("day", ""), float(fields.get("today", 0)), float(fields.get("total", 0)),
+                       int(fields.get("since", 0)), int(fields.get("counted", 0)))
+        except ValueError:
+            logger.warning("unreadable %s tag %r; starting a new record", TAG_SPEND, text)
+            return cls()
+
+
+@dataclass
+class Machine:
+    """A course notebook or GPU instance as the meter and the cap see it."""
+
+    kind: str  # STOP_NOTEBOOK or STOP_INSTANCE
+    target: str  # notebook name or instance id
+    instance_type: str
+    student: str
+    running: bool
+    started: dt.datetime | None  # start of the current or last session, as described
+    stopped: dt.datetime | None  # end of the last session, as described (None while running)
+    tags: dict[str, str]
+    arn: str = ""
+    ledger: Ledger = Ledger()
+    today: float = 0.0  # USD today (local day) and over the course, set by the meter
+    total: float = 0.0
+
+
+def _epoch(moment: dt.datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _hours(seconds: float) -> float:
+    return max(0.0, seconds) / 3600
 
 
 class Guard:
@@ -273,6 +422,8 @@ class Guard:
         self.call = Calls(sleep)
         self.sleep, self.poll_seconds, self.max_polls = sleep, poll_seconds, max_polls
         self.notes: list[str] = []
+        self.machines: list[Machine] = []
+        self.spend: dict[str, dict[str, float]] = {}
 
     # -- planning: read-only --------------------------------------------------------------------------------
     def _stop_reason(self, idle: Callable[[], str | None]) -> str | None:
@@ -296,6 +447,10 @@ class Guard:
         return dt.datetime.fromtimestamp(max(stamps) / 1000, dt.timezone.utc) if stamps else None
 
     def _notebook_idle(self, notebook: dict[str, Any]) -> str | None:
+        if is_gpu_notebook(str(notebook.get("InstanceType", ""))):
+            # SageMaker publishes no GPU metric for notebooks: silent training on the GPU writes no Jupyter log.
+            # The notebook's own auto-stop reads nvidia-smi; the guard keeps after-hours, expiry and the caps.
+            return None
         last = notebook["LastModifiedTime"]
         activity = self._last_jupyter_event(notebook["NotebookInstanceName"])
         if activity and activity > last:
@@ -309,47 +464,189 @@ class Guard:
         sm, course = self.clients("sagemaker"), self.settings.course
         planned = []
         for notebook in self.call.pages(sm.list_notebook_instances, "NotebookInstances", NameContains=course):
-            name = notebook["NotebookInstanceName"]
-            if notebook["NotebookInstanceStatus"] != "InService" or not name.startswith(f"{course}-"):
+            name, status = notebook["NotebookInstanceName"], notebook["NotebookInstanceStatus"]
+            # Without a cap only running notebooks matter; the meter also closes the sessions of stopped ones.
+            if not name.startswith(f"{course}-") or (status != "InService" and not self.policy.capped):
                 continue
-            if not _tagged(self.call(sm.list_tags, ResourceArn=notebook["NotebookInstanceArn"])["Tags"], course):
+            tags = self.call(sm.list_tags, ResourceArn=notebook["NotebookInstanceArn"])["Tags"]
+            if not _tagged(tags, course):
+                continue
+            running = status in {"Pending", "InService"}
+            changed = notebook["LastModifiedTime"]
+            self.machines.append(Machine(STOP_NOTEBOOK, name, str(notebook.get("InstanceType", "")),
+                                         _tag(tags, TAG_STUDENT), running, changed if running else None,
+                                         None if running else changed, {t["Key"]: t["Value"] for t in tags},
+                                         arn=notebook["NotebookInstanceArn"]))
+            if status != "InService":
                 continue
             reason = self._stop_reason(lambda: self._notebook_idle(notebook))
             if reason:
                 planned.append(Action(STOP_NOTEBOOK, name, reason))
         return planned
 
-    def _instance_idle(self, instance: dict[str, Any]) -> str | None:
-        minutes, limit = self.policy.idle_minutes, self.settings.idle_cpu_percent
-        start = self.now - dt.timedelta(minutes=minutes)
-        if instance["LaunchTime"] > start:
-            return None
+    def _peak(self, instance_id: str, namespace: str, metric: str, start: dt.datetime) -> float | None:
+        """Maximum of one metric over the window, or None when the window is not covered (never idle on a guess)."""
+        minutes = self.policy.idle_minutes
         points = self.call(
-            self.clients("cloudwatch").get_metric_statistics, Namespace="AWS/EC2", MetricName="CPUUtilization",
-            Dimensions=[{"Name": "InstanceId", "Value": instance["InstanceId"]}], StartTime=start, EndTime=self.now,
+            self.clients("cloudwatch").get_metric_statistics, Namespace=namespace, MetricName=metric,
+            Dimensions=[{"Name": "InstanceId", "Value": instance_id}], StartTime=start, EndTime=self.now,
             Period=300, Statistics=["Maximum"],
         )["Datapoints"]
         if len(points) < max(1, int(minutes * _POINTS_PER_MINUTE)):
-            logger.info("%s: %d CPU datapoints in %d min; not enough to call it idle", instance["InstanceId"],
-                        len(points), minutes)
+            logger.info("%s: %d %s datapoints in %d min; not enough to call it idle", instance_id, len(points),
+                        metric, minutes)
             return None
-        peak = max(point["Maximum"] for point in points)
-        return f"CPU at most {peak:.1f} % for {minutes} min (limit {limit} %)" if peak < limit else None
+        return max(float(point["Maximum"]) for point in points)
+
+    def _instance_idle(self, instance: dict[str, Any]) -> str | None:
+        """CPU (EC2's own metric) and GPU and terminal input (the agent's) all idle for the whole window. An
+        instance without the agent's GPU metric is never called idle: 3 % CPU may be a silent GPU training."""
+        minutes, rule = self.policy.idle_minutes, self.settings.rule
+        start = self.now - dt.timedelta(minutes=minutes)
+        if instance["LaunchTime"] > start:
+            return None
+        peaks = []
+        for namespace, metric in (("AWS/EC2", "CPUUtilization"), (AGENT_NAMESPACE, GPU_METRIC),
+                                  (AGENT_NAMESPACE, INPUT_METRIC)):
+            peak = self._peak(instance["InstanceId"], namespace, metric, start)
+            if peak is None:
+                return None
+            peaks.append(peak)
+        cpu, gpu, terminal = peaks
+        if rule.busy(cpu, gpu, terminal) >= 1:
+            return None
+        return (f"CPU at most {cpu:.1f} % and GPU at most {gpu:.1f} % for {minutes} min, no terminal input "
+                f"(limits {rule.cpu_percent:g} %, {rule.gpu_percent:g} %)")
 
     def instances(self) -> list[Action]:
         ec2, course = self.clients("ec2"), self.settings.course
+        states = ["pending", "running", "stopping", "stopped"] if self.policy.capped else ["running"]
         filters = [{"Name": f"tag:{TAG_COURSE}", "Values": [course]},
-                   {"Name": "instance-state-name", "Values": ["running"]}]
+                   {"Name": "instance-state-name", "Values": states}]
         planned = []
         for reservation in self.call.pages(ec2.describe_instances, "Reservations", Filters=filters):
             for instance in reservation["Instances"]:
+                state, tags = instance["State"]["Name"], instance.get("Tags", [])
                 # The filter is the service's promise; the tag check is ours.
-                if instance["State"]["Name"] != "running" or not _tagged(instance.get("Tags", []), course):
+                if state not in states or not _tagged(tags, course):
+                    continue
+                running = state in {"pending", "running"}
+                match = _TRANSITION.search(str(instance.get("StateTransitionReason", "")))
+                stopped = (None if running else dt.datetime.fromisoformat(match.group(1)).replace(
+                    tzinfo=dt.timezone.utc) if match else None)
+                self.machines.append(Machine(STOP_INSTANCE, instance["InstanceId"], instance["InstanceType"],
+                                             _tag(tags, TAG_STUDENT), running, instance["LaunchTime"], stopped,
+                                             {t["Key"]: t["Value"] for t in tags}))
+                if state != "running":
                     continue
                 reason = self._stop_reason(lambda: self._instance_idle(instance))
                 if reason:
                     planned.append(Action(STOP_INSTANCE, instance["InstanceId"], reason))
         return planned
+
+    # -- the spend meter and the caps -------------------------------------------------------------------------
+    def _midnight(self) -> dt.datetime:
+        local = self.local
+        return dt.datetime.combine(local.date(), dt.time(0), local.tzinfo).astimezone(dt.timezone.utc)
+
+    def meter(self, machine: Machine) -> Ledger:
+        """Bring the machine's ledger up to now (close what ended), set its USD today and over the course, and
+        return the ledger to write back (equal to the old one when nothing changed)."""
+        old = Ledger.parse(machine.tags.get(TAG_SPEND, ""))
+        price = self.settings.price(machine.instance_type)
+        if price is None:
+            if machine.running:
+                self.notes.append(f"no price for {machine.instance_type} ({machine.target}); not metered")
+            return old
+        day, midnight = self.local.date().isoformat(), self._midnight()
+        ledger = old if old.day == day else replace(old, day=day, today=0.0)
+
+        def close(ledger: Ledger, start: dt.datetime, end: dt.datetime) -> Ledger:
+            today = _hours((end - max(start, midnight)).total_seconds()) * price
+            return replace(ledger, today=ledger.today + today,
+                           total=ledger.total + _hours((end - start).total_seconds()) * price)
+
+        started, ec2 = machine.started, machine.kind == STOP_INSTANCE
+        if machine.running and started is not None:
+            if ledger.since and ec2 and abs(ledger.since - _epoch(started)) > 1:
+                # Restarted between two runs: the stop was not seen; count the old session up to the new start.
+                ledger = replace(close(ledger, dt.datetime.fromtimestamp(ledger.since, dt.timezone.utc), started),
+                                 counted=ledger.since, since=0)
+            if not ledger.since:
+                ledger = replace(ledger, since=_epoch(started))
+        elif not machine.running:
+            end = machine.stopped or self.now
+            if ledger.since:
+                ledger = replace(close(ledger, dt.datetime.fromtimestamp(ledger.since, dt.timezone.utc), end),
+                                 counted=ledger.since, since=0)
+            elif ec2 and started is not None and machine.stopped and _epoch(started) > ledger.counted:
+                ledger = replace(close(ledger, started, machine.stopped), counted=_epoch(started))
+        machine.ledger, machine.today, machine.total = ledger, ledger.today, ledger.total
+        if ledger.since:
+            since = dt.datetime.fromtimestamp(ledger.since, dt.timezone.utc)
+            machine.today += _hours((self.now - max(since, midnight)).total_seconds()) * price
+            machine.total += _hours((self.now - since).total_seconds()) * price
+        return ledger
+
+    def caps(self) -> list[Action]:
+        """Stop an over-cap student's running machines (or everyone's, over the class cap) and withhold their start
+        until the next day; lift yesterday's marks. Not before the cap: spend below it changes nothing."""
+        policy, day = self.policy, self.local.date().isoformat()
+        spent: dict[str, float] = {}
+        for machine in self.machines:
+            spent[machine.student] = spent.get(machine.student, 0.0) + machine.today
+        self.spend = {"today": {k: round(v, 4) for k, v in spent.items()},
+                      "course": {m: round(sum(x.total for x in self.machines if x.student == m), 4) for m in spent}}
+        class_today = sum(spent.values())
+        class_over = policy.max_usd_class_day is not None and class_today >= policy.max_usd_class_day
+        planned: list[Action] = []
+        for machine in self.machines:
+            mark = machine.tags.get(TAG_CAPPED, "")
+            allowed = mark == f"{ALLOWED_PREFIX}{day}"
+            student_cap = policy.max_usd_per_student_day
+            reason = ""
+            if allowed:
+                pass
+            elif student_cap is not None and spent[machine.student] >= student_cap:
+                reason = (f"spend cap: {machine.student or 'unassigned'} spent {spent[machine.student]:.2f} USD "
+                          f"today (cap {student_cap:.2f} USD per student and day)")
+            elif class_over:
+                reason = (f"class spend cap: {class_today:.2f} USD today (cap {policy.max_usd_class_day:.2f} USD "
+                          f"per day)")
+            if reason:
+                if machine.running:
+                    planned.append(Action(machine.kind, machine.target, f"{reason}; start withheld until tomorrow"))
+                if mark != day:
+                    planned.append(Action(WITHHOLD_START, machine.target, reason, arn=machine.arn))
+            elif mark and mark != day and not allowed:
+                # A mark of today stays all day (start withheld until tomorrow), even if a late stop time
+                # brings today's spend back under the cap; `labctl allow` is the way to lift it early.
+                planned.append(Action(LIFT_CAP, machine.target, f"{TAG_CAPPED}={mark} ended ({day})",
+                                      arn=machine.arn))
+        return planned
+
+    def _write_ledgers(self) -> None:
+        """Bookkeeping, not an action: the ledger tag changes only when a session opens or closes."""
+        day = self.local.date().isoformat()
+        for machine in self.machines:
+            ledger = self.meter(machine)
+            old = Ledger.parse(machine.tags.get(TAG_SPEND, ""))
+            # A new day alone needs no write: reading an old day's record starts today from zero anyway.
+            unchanged = old if old.day == day else replace(old, day=day, today=0.0)
+            if ledger.text() == unchanged.text() or self.policy.dry_run:
+                continue
+            try:
+                self._set_tags(machine.kind, machine.target, machine.arn, {TAG_SPEND: ledger.text()})
+            except ClientError as exc:
+                self.notes.append(f"spend record of {machine.target} not written ({error_code(exc)})")
+
+    def _set_tags(self, kind: str, target: str, arn: str, tags: dict[str, str]) -> None:
+        if kind in {STOP_INSTANCE}:
+            self.call(self.clients("ec2").create_tags, Resources=[target],
+                      Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        else:
+            self.call(self.clients("sagemaker").add_tags, ResourceArn=arn,
+                      Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     def access_keys(self) -> list[Action]:
         iam, course = self.clients("iam"), self.settings.course
@@ -402,8 +699,18 @@ class Guard:
         return planned
 
     def plan(self) -> list[Action]:
-        """Stops first (they end the hourly charges), then keys (they end access), then stacks."""
-        planned = self.notebooks() + self.instances()
+        """Stops first (they end the hourly charges; over-cap ones first), then the cap marks, then keys (they
+        end access), then stacks."""
+        self.machines = []
+        idle = self.notebooks() + self.instances()
+        planned = idle
+        if self.policy.capped:
+            self._write_ledgers()
+            capped = self.caps()
+            stops = [a for a in capped if a.kind in {STOP_NOTEBOOK, STOP_INSTANCE}]
+            stopping = {a.target for a in stops}
+            planned = stops + [a for a in idle if a.target not in stopping] + [
+                a for a in capped if a.kind not in {STOP_NOTEBOOK, STOP_INSTANCE}]
         if self.expired:
             planned += self.access_keys() + self.stacks()
         return planned
@@ -414,6 +721,14 @@ class Guard:
             self.call(self.clients("sagemaker").stop_notebook_instance, NotebookInstanceName=action.target)
         elif action.kind == STOP_INSTANCE:
             self.call(self.clients("ec2").stop_instances, InstanceIds=[action.target])
+        elif action.kind == WITHHOLD_START:
+            kind = STOP_NOTEBOOK if action.arn else STOP_INSTANCE
+            self._set_tags(kind, action.target, action.arn, {TAG_CAPPED: self.local.date().isoformat()})
+        elif action.kind == LIFT_CAP:
+            if action.arn:
+                self.call(self.clients("sagemaker").delete_tags, ResourceArn=action.arn, TagKeys=[TAG_CAPPED])
+            else:
+                self.call(self.clients("ec2").delete_tags, Resources=[action.target], Tags=[{"Key": TAG_CAPPED}])
         else:
             self.call(self.clients("iam").update_access_key, UserName=action.target, AccessKeyId=action.key_id,
                       Status="Inactive")
@@ -479,6 +794,7 @@ class Guard:
     def run(self) -> Report:
         report = Report(self.settings.course, self.local, self.policy.dry_run, self.settings.expires, notes=self.notes)
         planned = self.plan()
+        report.spend = self.spend
         allowed, over = planned[: self.policy.max_actions], planned[self.policy.max_actions:]
         if self.policy.dry_run:
             report.actions += [replace(action, status=WOULD) for action in allowed]

@@ -94,6 +94,9 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"guard": {"dry_run": "no"}}, "guard.dry_run"),
     ({"guard": {"dry_run": 0}}, "guard.dry_run"),
     ({"guard": {"every_minutes": 1}}, "guard.every_minutes"),
+    ({"guard": {"max_usd_per_student_day": 0}}, "guard.max_usd_per_student_day"),
+    ({"guard": {"max_usd_class_day": "lots"}}, "guard.max_usd_class_day"),
+    ({"dlami": {"idle_gpu_percent": 0}}, "dlami.idle_gpu_percent"),
     ({"guard": {"idle_minutes": 5}}, "guard.idle_minutes"),
     ({"guard": {"idle_minutes": "60"}}, "guard.idle_minutes"),
     ({"guard": {"max_actions": 0}}, "guard.max_actions"),
@@ -186,7 +189,9 @@ def test_to_toml_round_trips(tmp_path: Path) -> None:
                          containers={"class_repository": False, "keep_images": 3},
                          course={"instructor_email": "teacher@example.edu"},
                          guard={"dry_run": False, "after_hours": "21:30-06:00", "timezone": "Europe/Berlin",
-                                "max_actions": 7, "idle_minutes": 45, "every_minutes": 15})
+                                "max_actions": 7, "idle_minutes": 45, "every_minutes": 15,
+                                "max_usd_per_student_day": 4.5, "max_usd_class_day": 60},
+                         dlami={"idle_gpu_percent": 10})
     path = tmp_path / "course.toml"
     path.write_text(to_toml(config))
     assert load_config(path, today=TODAY) == config
@@ -223,7 +228,8 @@ def test_guard_reports_only_unless_the_course_file_says_otherwise() -> None:
     """The first deploy of a course file without [guard] gets a guard that only reports (dry run)."""
     config = make_config()
     policy = config.guard.policy
-    assert (policy.dry_run, policy.after_hours, policy.timezone, config.guard.every_minutes) == (True, "", "UTC", 30)
+    assert (policy.dry_run, policy.after_hours, policy.timezone, config.guard.every_minutes) == (True, "", "UTC", 5)
+    assert (policy.max_usd_per_student_day, policy.max_usd_class_day, config.dlami.idle_gpu_percent) == (None, None, 5)
     assert config.instructor_email is None
     assert make_config(guard={"dry_run": False}).guard.policy.dry_run is False
 

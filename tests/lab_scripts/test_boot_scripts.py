@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +120,52 @@ def test_sync_script_reports_a_failed_copy(tmp_path: Path) -> None:
                          env={"PATH": "/usr/bin:/bin", "LABKIT_SYNC_ENV": str(env),
                               "LABKIT_SYNC_LOCK": str(tmp_path / "lock")})
     assert run.returncode == 2 and "exit 2" in run.stdout
+
+
+def test_gpu_user_data_configures_the_metrics_the_alarm_and_guard_read() -> None:
+    """The agent's names are the guard's: namespace, `<plugin>_<measurement>` metric names, the StatsD gauge."""
+    from lab_scripts.boot_scripts import AGENT_CONFIG, TERMINAL_INPUT
+    from lab_scripts.guard_fn import handler
+
+    metrics = AGENT_CONFIG["metrics"]
+    assert metrics["namespace"] == handler.AGENT_NAMESPACE
+    assert metrics["aggregation_dimensions"] == [["InstanceId"]]  # the alarm names InstanceId alone
+    collected = metrics["metrics_collected"]
+    assert f"cpu_{collected['cpu']['measurement'][0]}" == handler.CPU_METRIC
+    assert f"nvidia_smi_{collected['nvidia_gpu']['measurement'][0]}" == handler.GPU_METRIC
+    assert f"{handler.INPUT_METRIC}:" in TERMINAL_INPUT
+    assert collected["statsd"]["service_address"] == "127.0.0.1:8125" and "/dev/udp/127.0.0.1/8125" in TERMINAL_INPUT
+    script = render_gpu_user_data()
+    agent = json.loads(script.split("<<'LABKIT_AGENT_EOF'\n")[1].split("\nLABKIT_AGENT_EOF")[0])
+    assert agent == json.loads(json.dumps(AGENT_CONFIG))
+    # Installed only when missing, from AWS's own sources; a failure leaves the machine running, not the boot broken.
+    assert "if [ ! -x /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl ]" in script
+    assert "dnf install -y amazon-cloudwatch-agent" in script and ".s3.$R.amazonaws.com/ubuntu/" in script
+    assert "labkit-terminal-input.timer" in script
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
+def test_terminal_input_is_one_only_after_recent_input(tmp_path: Path) -> None:
+    """The sampler on fake terminals: an old access time reads 0, a fresh one 1 (sent to a fake StatsD file)."""
+    pts = tmp_path / "pts"
+    pts.mkdir()
+    tty = pts / "0"
+    tty.write_text("")
+    sink = tmp_path / "statsd"
+    script = terminal_sampler(pts, sink)
+
+    def sample() -> str:
+        subprocess.run(["bash", "-c", script], check=True)
+        return sink.read_text().strip()
+
+    os.utime(tty, (time.time() - 600, time.time() - 600))
+    assert sample() == "labkit_terminal_input:0|g"
+    os.utime(tty, (time.time(), time.time()))
+    assert sample() == "labkit_terminal_input:1|g"
+
+
+def terminal_sampler(pts: Path, sink: Path) -> str:
+    """The sampler with its terminals and its StatsD socket moved into a test folder."""
+    from lab_scripts.boot_scripts import TERMINAL_INPUT
+
+    return TERMINAL_INPUT.replace("/dev/pts/", f"{pts}/").replace("/dev/udp/127.0.0.1/8125", str(sink))

@@ -81,3 +81,59 @@ def test_notebook_name_comes_from_instance_metadata(tmp_path: Path) -> None:
     metadata = tmp_path / "resource-metadata.json"
     metadata.write_text(json.dumps({"ResourceName": "ml101-alice", "ResourceArn": "arn:..."}))
     assert autostop.notebook_name(str(metadata)) == "ml101-alice"
+
+
+# -- GPU notebook types: a busy GPU is activity ---------------------------------------------------------------
+NVIDIA_BUSY = "92\n"  # nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits, one GPU
+NVIDIA_IDLE = "0\n"
+NVIDIA_TWO_GPUS = "0\n[N/A]\n37 %\n"
+
+
+def test_nvidia_smi_output_is_read_per_gpu() -> None:
+    assert autostop.gpu_utilization(NVIDIA_TWO_GPUS) == [0.0, 37.0]
+    assert autostop.gpu_busy(NVIDIA_BUSY) and not autostop.gpu_busy(NVIDIA_IDLE)
+    assert autostop.gpu_busy("4\n", percent=5) is False and autostop.gpu_busy("5\n", percent=5) is True
+    assert autostop.gpu_busy("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver") is False
+
+
+def test_a_cpu_notebook_has_no_gpu_reading() -> None:
+    def missing(*args: Any, **kwargs: Any) -> Any:
+        raise FileNotFoundError("nvidia-smi")
+
+    assert autostop.sample_gpus(missing, sleep=lambda s: None) is None
+
+
+def test_samples_are_joined_so_one_busy_reading_counts() -> None:
+    readings = iter(["0\n", "0\n", "88\n"])
+
+    class Done:
+        def __init__(self) -> None:
+            self.stdout = next(readings)
+
+    output = autostop.sample_gpus(lambda *a, **k: Done(), samples=3, sleep=lambda s: None)
+    assert output is not None and autostop.gpu_busy(output)
+
+
+def test_silent_gpu_training_keeps_the_notebook_and_an_idle_gpu_lets_it_stop(tmp_path: Path) -> None:
+    """Training started from a terminal: no kernel, no terminal activity for hours, the GPU at 92 %."""
+    marker = str(tmp_path / "gpu-busy")
+    stops: list[str] = []
+    replies = {"/api/sessions": [kernel(0)], "/api/terminals": [{"last_activity": at(5).isoformat()}]}
+    for minute in range(10, 240, 5):  # cron every 5 minutes, GPU busy throughout
+        started = max(filter(None, [START, autostop.last_gpu_activity(NVIDIA_BUSY, at(minute), marker=marker)]))
+        autostop.run(60, get=replies.__getitem__, started=started, now=at(minute), stop=lambda: stops.append("x"))
+    assert stops == []
+    # Training ends at 240: the GPU is idle; the notebook stops 60 minutes after its last busy reading.
+    for minute in range(240, 320, 5):
+        started = max(filter(None, [START, autostop.last_gpu_activity(NVIDIA_IDLE, at(minute), marker=marker)]))
+        if autostop.run(60, get=replies.__getitem__, started=started, now=at(minute), stop=lambda: stops.append("x")):
+            assert minute == 295  # last busy check at 235, + 60
+            break
+    assert stops == ["x"]
+
+
+def test_an_idle_gpu_notebook_stops_like_any_other(tmp_path: Path) -> None:
+    marker = str(tmp_path / "gpu-busy")
+    assert autostop.last_gpu_activity(NVIDIA_IDLE, at(70), marker=marker) is None
+    assert autostop.run(60, get={"/api/sessions": [], "/api/terminals": []}.__getitem__, started=START, now=at(70),
+                        stop=lambda: None)

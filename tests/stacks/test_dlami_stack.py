@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.gpu_workstations import SESSION_MANAGER_ACTIONS
+from lab_scripts.guard_fn.handler import AGENT_NAMESPACE, CPU_METRIC, GPU_METRIC, INPUT_METRIC, IdleRule
 from course.catalog import DLAMIS
 from course.config import LabConfig
 from course.naming import TAG_COURSE, TAG_STUDENT
@@ -88,21 +89,52 @@ def test_no_inbound_by_default_and_never_from_the_world(template: Template) -> N
         '"CidrIp": "0.0.0.0/0", "Description": "Session Manager, package mirrors, datasets"', "")
 
 
-def test_idle_alarm_stops_the_instance(template: Template, config: LabConfig) -> None:
-    periods = config.dlami.idle_minutes // 5
+def test_idle_alarm_stops_the_instance_when_cpu_gpu_and_terminals_are_idle(template: Template,
+                                                                           config: LabConfig) -> None:
+    minutes = config.dlami.idle_minutes
     template.all_resources_properties("AWS::CloudWatch::Alarm", {
-        "MetricName": "CPUUtilization",
-        "Namespace": "AWS/EC2",
         "ComparisonOperator": "LessThanThreshold",
-        "Threshold": config.dlami.idle_cpu_percent,
-        "EvaluationPeriods": periods,
+        "Threshold": 1,
+        "EvaluationPeriods": minutes,
+        "DatapointsToAlarm": minutes,
         "TreatMissingData": "notBreaching",
         "AlarmActions": [f"arn:aws:automate:{config.region}:ec2:stop"],
-        "Dimensions": [{"Name": "InstanceId", "Value": {"Ref": Match.string_like_regexp("Instance")}}],
     })
+    rule = IdleRule(config.dlami.idle_cpu_percent, config.dlami.idle_gpu_percent)
+    for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
+        queries = {q["Id"]: q for q in alarm["Properties"]["Metrics"]}
+        expression = next(q for q in queries.values() if "Expression" in q)
+        assert expression["Expression"] == rule.expression("cpu", "gpu", "tty") and expression["ReturnData"]
+        # The three signals the agent publishes, per minute, for this instance only.
+        assert {queries[i]["MetricStat"]["Metric"]["MetricName"] for i in ("cpu", "gpu", "tty")} == {
+            CPU_METRIC, GPU_METRIC, INPUT_METRIC}
+        for signal in ("cpu", "gpu", "tty"):
+            stat = queries[signal]["MetricStat"]
+            assert stat["Metric"]["Namespace"] == AGENT_NAMESPACE and stat["Period"] == 60
+            assert stat["Stat"] == "Maximum" and not queries[signal]["ReturnData"]
+            [dimension] = stat["Metric"]["Dimensions"]
+            assert dimension["Name"] == "InstanceId" and "Ref" in dimension["Value"]
 
 
-def test_instance_role_is_session_manager_and_dlc_pull_only(template: Template) -> None:
+def test_gpu_threshold_is_configurable() -> None:
+    custom = dlami_template(idle_gpu_percent=12, idle_minutes=15)
+    custom.has_resource_properties("AWS::CloudWatch::Alarm", {"EvaluationPeriods": 15, "Metrics": Match.array_with([
+        Match.object_like({"Expression": IdleRule(5, 12).expression()})])})
+
+
+def test_the_user_data_configures_the_gpu_metrics_the_alarm_reads(template: Template) -> None:
+    for instance in template.find_resources("AWS::EC2::Instance").values():
+        script = instance["Properties"]["UserData"]["Fn::Base64"]
+        agent = json.loads(script.split("<<'LABKIT_AGENT_EOF'\n")[1].split("\nLABKIT_AGENT_EOF")[0])
+        assert agent["metrics"]["namespace"] == AGENT_NAMESPACE
+        assert agent["metrics"]["aggregation_dimensions"] == [["InstanceId"]]
+        assert agent["metrics"]["metrics_collected"]["nvidia_gpu"]["measurement"] == ["utilization_gpu"]
+        assert "labkit_terminal_input" in script and "amazon-cloudwatch-agent-ctl -a fetch-config" in script
+
+
+def test_instance_role_is_session_manager_dlc_pull_and_its_own_metrics_only(template: Template) -> None:
+    """The GPU-aware alarm adds one permission: publishing into the labkit namespace. Stopping needs none of
+    ours (the alarm's action is CloudWatch's own)."""
     for role in template.find_resources("AWS::IAM::Role").values():
         assert "ManagedPolicyArns" not in role["Properties"]
     actions = set()
@@ -112,8 +144,12 @@ def test_instance_role_is_session_manager_and_dlc_pull_only(template: Template) 
             actions.update(listed)
             if "ecr:BatchGetImage" in listed:
                 assert all(":763104351884:repository/" in json.dumps(arn) for arn in statement["Resource"])
+            if "cloudwatch:PutMetricData" in listed:
+                assert listed == ["cloudwatch:PutMetricData"]
+                assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": AGENT_NAMESPACE}}
     assert actions == set(SESSION_MANAGER_ACTIONS) | {
-        "ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+        "ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "cloudwatch:PutMetricData"}
+    assert not any(a.startswith("ec2:") for a in actions)
 
 
 def test_instances_carry_course_student_and_name_tags(template: Template, config: LabConfig) -> None:

@@ -12,6 +12,7 @@ from aws_cdk.assertions import Template
 
 from infra.teardown_guard import BUDGET_ALERTS, DELETE_PERMISSIONS, UNSCOPED
 from lab_scripts.guard_fn.handler import Settings
+from lab_scripts.prices import guard_prices
 from course.config import GUARDED_LABS, LabConfig
 from course.naming import TAG_COURSE
 from tests.conftest import cdk_context, make_config
@@ -45,7 +46,7 @@ def actions(statement: dict[str, Any]) -> list[str]:
 def test_scheduled_by_an_eventbridge_rule_without_retries(resources: dict[str, Any], config: LabConfig) -> None:
     function_id, _ = one(resources, "AWS::Lambda::Function")
     _, rule = one(resources, "AWS::Events::Rule")
-    assert rule["Properties"]["ScheduleExpression"] == "rate(30 minutes)"
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"  # the spend cap acts within 5 minutes
     assert rule["Properties"]["Name"] == config.names.guard.schedule
     target, = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
@@ -66,9 +67,13 @@ def test_function_runs_alone_with_the_course_settings(resources: dict[str, Any],
     assert env["LABKIT_DRY_RUN"] == "true"  # make_config has no [guard]: report only
     plain = {name: value for name, value in env.items() if isinstance(value, str)}
     expected = Settings(course="ml101", expires=config.expires, stacks=tuple(env["LABKIT_STACKS"].split(",")),
-                        iam_path=config.names.iam_path).to_env()
+                        iam_path=config.names.iam_path, prices=guard_prices(config.sagemaker.instance_type,
+                                                                            config.dlami.instance_type)).to_env()
     assert plain == {name: value for name, value in expected.items() if name in plain}
-    assert set(env) == set(Settings.ENV.values())
+    assert set(env) == set(Settings.ENV.values()) | set(Settings.OPTIONAL.values())
+    # The meter's prices: the course's two machine types only, from the bundled table.
+    assert json.loads(env["LABKIT_PRICES"]) == {"g4dn.xlarge": 0.526, "ml.t3.medium": 0.05}
+    assert (env["LABKIT_MAX_USD_PER_STUDENT_DAY"], env["LABKIT_MAX_USD_CLASS_DAY"]) == ("off", "off")
 
 
 def test_log_group_is_the_functions_own_and_goes_with_the_stack(resources: dict[str, Any]) -> None:
@@ -139,6 +144,31 @@ def test_function_role_stops_and_deletes_only_what_carries_the_course_tag(resour
     assert statements["PassTeardownRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
     assert not [a for s in statements.values() for a in actions(s) if "*" in a]
+
+
+def test_tagging_is_granted_only_with_a_cap_and_only_for_the_guards_two_tags() -> None:
+    """Without a cap the guard's role is unchanged; with one it may write its ledger and cap tags on course
+    machines and remove the cap tag, nothing else."""
+    uncapped = [s["Sid"] for s in policy_of(guard_resources(), "ml101-guard")]
+    assert not {"MeterInstances", "MeterNotebooks", "LiftInstanceCaps", "LiftNotebookCaps"} & set(uncapped)
+    statements = {s["Sid"]: s for s in policy_of(guard_resources(max_usd_per_student_day=5), "ml101-guard")}
+    expected = {"MeterInstances": ("ec2:CreateTags", ["labkit:spend", "labkit:capped"]),
+                "LiftInstanceCaps": ("ec2:DeleteTags", ["labkit:capped"]),
+                "MeterNotebooks": ("sagemaker:AddTags", ["labkit:spend", "labkit:capped"]),
+                "LiftNotebookCaps": ("sagemaker:DeleteTags", ["labkit:capped"])}
+    for sid, (action, keys) in expected.items():
+        assert actions(statements[sid]) == [action]
+        assert statements[sid]["Condition"] == {**TAG_CONDITION,
+                                                "ForAllValues:StringEquals": {"aws:TagKeys": keys}}, sid
+
+
+def guard_resources(**guard: Any) -> dict[str, Any]:
+    from stacks.guard_stack import LabGuardStack
+
+    config = make_config(guard=guard)
+    app = App(context=cdk_context(), builtin_cloud_formation_validation=False)
+    stack = LabGuardStack(app, "LabGuard", config=config, env=Environment(account=config.account, region=config.region))
+    return Template.from_stack(stack).to_json()["Resources"]  # type: ignore[no-any-return]
 
 
 def test_teardown_role_is_for_cloudformation_and_scoped_to_the_course(resources: dict[str, Any]) -> None:
