@@ -267,6 +267,13 @@ def cmd_guard(args: argparse.Namespace, config: LabConfig) -> int:
     return 1 if report.of("failed") else 0
 
 
+def cmd_allow(args: argparse.Namespace, config: LabConfig) -> int:
+    student = student_id(config, args.student, args.config)
+    marked = guard_ops.allow(_target(args, config), config, student)
+    console.print(Text(f"{student}: cap lifted for today on {', '.join(marked)}"))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace, config: LabConfig) -> int:
     report = guard_ops.audit(_target(args, config), config)
     print_audit(report)
@@ -479,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="report only, whatever guard.dry_run says")
     p.add_argument("--at", help="pretend it is this time (ISO 8601; without a zone: guard.timezone), "
                    "e.g. the day after expiry to preview the course's end")
+    p = with_target(sub.add_parser("allow", help="lift a student's spend cap for the rest of the day"))
+    p.add_argument("student", help="id, e-mail or name")
     with_target(sub.add_parser("audit", help="list everything of the course still present, with estimated "
                                "USD/hour; exit 1 if billable"))
     p = with_target(sub.add_parser("provision", help="compare the roster with what is deployed, show the change "
@@ -540,7 +549,7 @@ COMMANDS = {"deploy": cmd_deploy, "destroy": cmd_destroy, "teardown": cmd_teardo
             "guard": cmd_guard, "audit": cmd_audit, "status": cmd_status, "notebook": cmd_notebook, "gpu": cmd_gpu,
             "doctor": cmd_doctor, "keys": cmd_keys, "provision": cmd_provision, "handout": cmd_handout,
             "cost": cmd_cost, "reset": cmd_reset, "restore": cmd_restore, "collect": cmd_collect,
-            "preserved": cmd_preserved, "repair": cmd_repair}
+            "preserved": cmd_preserved, "repair": cmd_repair, "allow": cmd_allow}
 # Commands that still work once the course has ended: they look, stop, or take down.
 AFTER_EXPIRY = {"destroy", "teardown", "stop-all", "guard", "audit", "status", "notebook", "gpu", "keys", "handout",
                 "cost", "restore", "collect", "preserved", "repair"}

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from infra.teardown_guard import GuardProps, TeardownGuard
-from lab_scripts.guard_fn.handler import Settings
 from course.config import LabConfig
+from infra.teardown_guard import GuardProps, TeardownGuard
+from lab_scripts.guard_fn.handler import Policy, Settings
 from lab_scripts.prices import guard_prices
 
 
@@ -23,7 +24,7 @@ class LabGuardStack(Stack):
             stacks=tuple(names.stack(lab) for lab in config.guarded_labs),
             iam_path=names.iam_path,
             idle_cpu_percent=config.dlami.idle_cpu_percent,
-            policy=config.guard.policy,
+            policy=Policy(**dataclasses.asdict(config.guard.policy)),
             idle_gpu_percent=config.dlami.idle_gpu_percent,
             prices=guard_prices(config.sagemaker.instance_type, config.dlami.instance_type),
         )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from botocore.exceptions import ClientError
 
 from course.config import LabConfig
 from lab_scripts.audit import AuditReport, audit_course
-from lab_scripts.guard import run_deployed_guard
-from lab_scripts.guard_fn.handler import Report
+from lab_scripts.guard import allow_student, run_deployed_guard
+from lab_scripts.guard_fn.handler import Policy, Report
 from labkit.ops.errors import RefusedError
 from labkit.target import Target
 
@@ -38,6 +39,15 @@ def guard_resume(target: Target, config: LabConfig) -> str:
             raise RefusedError(f"LabGuard is not deployed: no schedule {rule}") from None
         raise
     return f"{rule}: enabled"
+
+
+def allow(target: Target, config: LabConfig, student: str) -> list[str]:
+    """Lift a student's spend cap for the rest of the day: their machines may start again."""
+    policy = Policy(**dataclasses.asdict(config.guard.policy))
+    marked = allow_student(target.clients, config.course_id, student, policy)
+    if not marked:
+        raise RefusedError(f"no course machines tagged labkit:student={student} (is {student} provisioned?)")
+    return marked
 
 
 def audit(target: Target, config: LabConfig) -> AuditReport:

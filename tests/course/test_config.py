@@ -266,3 +266,16 @@ def test_course_settings_match_the_functions_own_types() -> None:
 
     assert REKOGNITION_FEATURES == tuple(FEATURES)
     assert dataclasses.asdict(RekognitionSettings()) == dataclasses.asdict(Analysis())
+
+
+def test_guard_policy_matches_the_functions_policy() -> None:
+    import dataclasses
+
+    from course.config import GuardPolicy
+    from lab_scripts.guard_fn.handler import Policy
+
+    assert dataclasses.asdict(GuardPolicy()) == dataclasses.asdict(Policy())
+    # Every policy the course file accepts, the function accepts too.
+    accepted = make_config(guard={"after_hours": "20:00-07:00", "timezone": "Europe/Berlin", "dry_run": False,
+                                  "max_usd_per_student_day": 5}).guard.policy
+    assert Policy(**dataclasses.asdict(accepted)).window() is not None
