@@ -14,7 +14,9 @@ moto behaviours, each closed by one patch in `patch_cloudformation` (run in the 
    resources; when one cannot be deleted (a VPC whose route tables moto cannot remove) the stack disappears from
    every listing while its exports stay registered for ever (`Export names must be unique` on the next course).
    AWS keeps the stack as `DELETE_FAILED` with its exports, and a second `DeleteStack` retries what is left,
-   counting a resource already deleted out of band as deleted. The patch does exactly that.
+   counting a resource already deleted out of band as deleted. The patch does exactly that, and freezes the
+   stack's outputs and resource list when its delete starts: moto creates resources lazily, so describing a
+   half-deleted stack (its outputs, its resources) would otherwise create again what was just deleted.
 4. **Change sets** (the CDK CLI's default deploy method, what a learner gets with a plain `cdk deploy`): moto
    finds a change set by name across all stacks (the CLI names every stack's `cdk-deploy-change-set`), raises
    `UnboundLocalError` deleting one that does not exist (AWS succeeds while the stack exists; the CLI relies on it
@@ -27,7 +29,7 @@ moto behaviours, each closed by one patch in `patch_cloudformation` (run in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from moto.cloudformation.exceptions import CloudFormationError, ValidationError
@@ -43,6 +45,34 @@ def _gone(exc: Exception) -> bool:
     """An error that says the resource no longer exists: deleting it again has the outcome wanted."""
     code = str(getattr(exc, "error_type", "") or getattr(exc, "code", "") or type(exc).__name__)
     return "NotFound" in code or "NoSuch" in code or isinstance(exc, KeyError)
+
+
+class _FrozenOutputs(Mapping[str, Any]):
+    """A stack's outputs and exports as they were when its delete started (see point 3)."""
+
+    def __init__(self, outputs: dict[str, Any], exports: list[Any]) -> None:
+        self._outputs, self.exports = outputs, exports
+
+    def __getitem__(self, key: str) -> Any:
+        return self._outputs[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outputs)
+
+    def __len__(self) -> int:
+        return len(self._outputs)
+
+
+def _freeze(stack: Stack) -> None:
+    if isinstance(stack.output_map, _FrozenOutputs):
+        return
+    outputs = {key: stack.output_map[key] for key in stack.output_map.outputs}
+    stack.output_map = _FrozenOutputs(outputs, stack.output_map.exports)
+    stack.resource_map._labkit_deleting = True
+
+
+def _deleting(resource_map: ResourceMap) -> bool:
+    return bool(getattr(resource_map, "_labkit_deleting", False))
 
 
 def resolve_update_parameters(backend: CloudFormationBackend, instance: Any,
@@ -140,10 +170,26 @@ def patch_cloudformation(assign: Assign = setattr) -> None:
             if not _gone(exc):
                 raise
 
+    get_resource = ResourceMap.__getitem__
+
+    def no_lazy_creation_while_deleting(self: ResourceMap, key: str) -> Any:
+        if _deleting(self) and key in self._resource_json_map and key not in self._parsed_resources:
+            raise KeyError(key)  # deleted (or never created): a half-deleted stack creates nothing
+        return get_resource(self, key)
+
+    resources_of = Stack.stack_resources.fget
+
+    def remaining_resources(self: Stack) -> Iterable[Any]:
+        if not _deleting(self.resource_map):
+            return resources_of(self)  # type: ignore[misc]
+        parsed = self.resource_map._parsed_resources
+        return [parsed[key] for key in self.resource_map._resource_json_map if parsed.get(key) is not None]
+
     def delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
         stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.stack_id, s.name)), None)
         if stack is None:
             return  # AWS answers DeleteStack of an unknown or deleted stack with success
+        _freeze(stack)
         stack._add_stack_event("DELETE_IN_PROGRESS", resource_status_reason="User Initiated")
         try:
             stack.resource_map.delete()
@@ -192,3 +238,5 @@ def patch_cloudformation(assign: Assign = setattr) -> None:
     assign(CloudFormationBackend, "update_stack", update_with_exports)
     assign(CloudFormationBackend, "delete_stack", delete_stack)
     assign(ResourceMap, "_delete_resource", delete_unless_gone)
+    assign(ResourceMap, "__getitem__", no_lazy_creation_while_deleting)
+    assign(Stack, "stack_resources", property(remaining_resources))

@@ -88,8 +88,10 @@ def test_an_update_registers_added_exports_and_drops_removed_ones(cfn: Any, patc
 
 def _vpc_stack(cfn: Any, aws: Any) -> str:
     """A stack with a VPC and an export; a subnet made outside the stack blocks the VPC's delete."""
-    template = {"Resources": {"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}}},
-                "Outputs": {"VpcId": {"Value": {"Ref": "Vpc"}, "Export": {"Name": "ml101-LabDLAMI:Vpc"}}}}
+    template = {"Resources": {"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
+                              "Topic": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {"VpcId": {"Value": {"Ref": "Vpc"}, "Export": {"Name": "ml101-LabDLAMI:Vpc"}},
+                            "TopicArn": {"Value": {"Ref": "Topic"}}}}
     cfn.create_stack(StackName="ml101-LabDLAMI", TemplateBody=json.dumps(template))
     vpc = cfn.describe_stack_resource(StackName="ml101-LabDLAMI", LogicalResourceId="Vpc")
     vpc_id = vpc["StackResourceDetail"]["PhysicalResourceId"]
@@ -112,6 +114,12 @@ def test_a_failed_delete_is_delete_failed_and_a_retry_after_clean_up_removes_sta
     cfn.delete_stack(StackName="ml101-LabDLAMI")
     assert _status(cfn, "ml101-LabDLAMI") == "DELETE_FAILED"
     assert _exports(cfn) == {"ml101-LabDLAMI:Vpc"}  # as in AWS, a DELETE_FAILED stack keeps its exports
+    # Describing the half-deleted stack creates nothing again (moto creates resources lazily).
+    resources = cfn.list_stack_resources(StackName="ml101-LabDLAMI")["StackResourceSummaries"]
+    assert [row["LogicalResourceId"] for row in resources] == ["Vpc"]
+    assert {o["OutputKey"] for o in cfn.describe_stacks(StackName="ml101-LabDLAMI")["Stacks"][0]["Outputs"]} == {
+        "VpcId", "TopicArn"}
+    assert aws("sns").list_topics()["Topics"] == []
     ec2 = aws("ec2")
     for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]:
         ec2.delete_subnet(SubnetId=subnet["SubnetId"])
