@@ -24,6 +24,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from labkit import ROOT
+from labkit.emulator_timing import Timing
 
 # moto's default account; lab.toml uses it so names derived from the account match inside the emulator.
 EMULATOR_ACCOUNT = "123456789012"
@@ -108,10 +109,15 @@ def wait_ready(endpoint: Endpoint, timeout: float = 20.0) -> None:
 
 
 class Emulator:
-    """A moto server in a child process; use as a context manager so it never outlives the job."""
+    """A moto server in a child process; use as a context manager so it never outlives the job.
 
-    def __init__(self, region: str, port: int | None = None) -> None:
+    `timing` turns on the AWS timing model (labkit.emulator_timing; off by default, so tests and the demo stay
+    fast): `Emulator(region, timing=Timing(time_scale=0.01))` makes a 5-minute notebook stack take 3 s.
+    """
+
+    def __init__(self, region: str, port: int | None = None, *, timing: Timing | None = None) -> None:
         self.endpoint = Endpoint(port or free_port(), region)
+        self.timing = timing
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Endpoint:
@@ -120,7 +126,7 @@ class Emulator:
             # The server's request log is where an emulator 500 is explained; keep it out of the terminal.
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "labkit.emulator_server", "--port", str(self.endpoint.port),
-                 "--region", self.endpoint.region],
+                 "--region", self.endpoint.region, *(self.timing.server_args() if self.timing else [])],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -179,7 +185,8 @@ def bootstrap(endpoint: Endpoint, account: str = EMULATOR_ACCOUNT) -> bool:
 
 
 def start_detached(region: str, port: int | None = None, state_file: Path = STATE_FILE, *,
-                   bootstrap_cdk: bool = False, account: str = EMULATOR_ACCOUNT) -> Endpoint:
+                   bootstrap_cdk: bool = False, account: str = EMULATOR_ACCOUNT,
+                   timing: Timing | None = None) -> Endpoint:
     """Start an emulator that outlives this process (`labctl local up`); its pid is kept in `state_file`.
 
     With `bootstrap_cdk` (what `labctl local up` passes) it is CDK-bootstrapped before this returns, so the first
@@ -189,7 +196,7 @@ def start_detached(region: str, port: int | None = None, state_file: Path = STAT
         running = read_state(state_file)
         if running:
             raise RuntimeError(f"emulator already running at {running.url} (labctl local down stops it)")
-    emulator = Emulator(region, port)
+    emulator = Emulator(region, port, timing=timing)
     endpoint = emulator.start()
     state_file.parent.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps({"pid": emulator.pid, "port": endpoint.port, "region": region}))

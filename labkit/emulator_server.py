@@ -29,6 +29,7 @@ from moto.ssm.models import Parameter, ssm_backends
 
 from course.catalog import DLAMIS
 from labkit.emulator_cfn import patch_cloudformation
+from labkit.emulator_timing import CFN_BURST, Timing, patch_timing
 
 EMULATOR_ACCOUNT = "123456789012"
 
@@ -92,9 +93,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--region", required=True)
+    parser.add_argument("--aws-timing", action="store_true", help="CloudFormation and notebooks take AWS's time")
+    parser.add_argument("--time-scale", type=float, default=0.01, help="emulator seconds per AWS second")
+    parser.add_argument("--cfn-rate", type=float, default=None, help="CloudFormation requests a second")
+    parser.add_argument("--cfn-burst", type=int, default=CFN_BURST)
     args = parser.parse_args()
     seed(args.region)
     patch_moto()
+    if args.aws_timing:
+        patch_timing(Timing(args.time_scale, args.cfn_rate, args.cfn_burst))
     moto_main(["-H", "127.0.0.1", "-p", str(args.port)])
 
 
