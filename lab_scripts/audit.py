@@ -208,9 +208,9 @@ def audit_course(
                                              fix=stack_fix(name, status)))
 
     def exports() -> None:
-        """The region's exports of the course: each blocks the next course's deploy of the same stack."""
-        live = {stack_id: name for stack_id, name in
-                ((s["StackId"], s["StackName"]) for s in _pages(clients("cloudformation"), "describe_stacks", "Stacks"))}
+        """The course's exports that outlive their stack, or hold on to a stack whose delete failed: each blocks
+        the next course's deploy of the same stack. A live stack's exports go with it."""
+        live = {s["StackId"]: s["StackStatus"] for s in _pages(clients("cloudformation"), "describe_stacks", "Stacks")}
         for export in _pages(clients("cloudformation"), "list_exports", "Exports"):
             stack_id = export.get("ExportingStackId", "")
             stack = _stack_name_of(stack_id)
@@ -220,7 +220,9 @@ def audit_course(
                 report.kept += 1
                 continue
             if stack_id in live:
-                detail, fix = f"exported by stack {stack}", f"delete its stack: {stack_fix(stack, 'DELETE')}"
+                if live[stack_id] != "DELETE_FAILED":
+                    continue  # goes with its stack, which is listed (or kept) on its own
+                detail, fix = f"exported by stack {stack} (DELETE_FAILED)", f"delete its stack: {stack_fix(stack, 'DELETE')}"
             else:
                 # Cannot happen in AWS; the emulator before labkit.emulator_cfn kept exports of failed deletes.
                 detail, fix = f"its stack {stack} no longer exists", "restart the emulator (labctl local down; up)"
