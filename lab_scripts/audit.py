@@ -2,14 +2,25 @@
 
 Looks by name prefix, IAM path and tag, through each service's own API, because tags are missing on
 some resources (log streams, resources created by services) and CloudFormation forgets deleted stacks.
+Stacks are listed in every state but DELETE_COMPLETE (a REVIEW_IN_PROGRESS stack of a change set never run, a
+DELETE_FAILED network, a ROLLBACK_COMPLETE creation) and so are the region's exports, because an export that
+outlives its course blocks the next one ("Export names must be unique"). Each stack comes with the command that
+removes it in its state.
+
+A partial destroy (one student, some labs) audits with `keep_stacks`, the course's stacks that stay: what they
+hold is the course's own, not a leftover. A KMS key waiting out its deletion window is going by itself: it is
+listed in `pending`, never as a leftover.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import botocore.session
 from botocore.exceptions import ClientError
 
 from lab_scripts import prices
@@ -33,12 +44,20 @@ class Leftover:
     usd_per_hour: float | None = None
     # Student data kept on purpose at course end (a GPU home snapshot): billed, but not a leftover to clean up.
     kept: bool = False
+    # The command that removes it, where one command does (stacks in any state, exports).
+    fix: str = ""
+    # The student it belongs to, where its tag or name says so.
+    student: str = ""
 
 
 @dataclass
 class AuditReport:
     leftovers: list[Leftover] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    # Going by themselves, not billed meanwhile: KMS keys pending deletion (detail: the deletion date).
+    pending: list[Leftover] = field(default_factory=list)
+    # How many resources the stacks in `keep_stacks` hold, found and not counted as left.
+    in_kept_stacks: int = 0
 
     @property
     def billable(self) -> list[Leftover]:
@@ -83,21 +102,96 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterable[dic
         yield from page.get(key, [])
 
 
-def _key_pending_deletion(clients: ClientFactory, arn: str) -> bool:
-    """A KMS key waits out its deletion window after its stack is gone; it is not billed meanwhile."""
+def _key_pending_deletion(clients: ClientFactory, arn: str) -> str | None:
+    """When the KMS key `arn` is pending deletion, its deletion date (it waits out its window after its stack is
+    gone, and is not billed meanwhile); otherwise None."""
     if arn.split(":")[2] != "kms":
-        return False
-    state = clients("kms").describe_key(KeyId=arn)["KeyMetadata"]["KeyState"]
-    return bool(state == "PendingDeletion")
+        return None
+    metadata = clients("kms").describe_key(KeyId=arn)["KeyMetadata"]
+    if metadata["KeyState"] != "PendingDeletion":
+        return None
+    when = metadata.get("DeletionDate")
+    return f"deleted on {when:%Y-%m-%d}" if when is not None else "pending deletion"
+
+
+@functools.cache
+def stack_states() -> tuple[str, ...]:
+    """Every CloudFormation stack status but DELETE_COMPLETE, from botocore's model of the API."""
+    model = botocore.session.get_session().get_service_model("cloudformation")
+    return tuple(state for state in model.shape_for("StackStatus").enum if state != "DELETE_COMPLETE")
+
+
+def stack_fix(name: str, status: str) -> str:
+    """The command that removes stack `name` left in `status`."""
+    delete = f"aws cloudformation delete-stack --stack-name {name}"
+    if status == "DELETE_FAILED":
+        return (f"labctl teardown (removes what blocked the delete, then deletes again); or see "
+                f"`aws cloudformation describe-stack-events --stack-name {name}`, remove the blocker, then {delete}")
+    if status.endswith("ROLLBACK_FAILED") and status.startswith("UPDATE"):
+        return f"aws cloudformation continue-update-rollback --stack-name {name}, then {delete}"
+    if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        return f"wait until it settles (aws cloudformation describe-stacks --stack-name {name}), then audit again"
+    # REVIEW_IN_PROGRESS (a change set never executed), ROLLBACK_COMPLETE (a failed creation) and the rest
+    return delete
+
+
+def _stack_name_of(stack_id: str) -> str:
+    """`arn:aws:cloudformation:<region>:<account>:stack/<name>/<uuid>` -> name."""
+    parts = stack_id.split(":stack/", 1)
+    return parts[1].split("/", 1)[0] if len(parts) == 2 else stack_id
+
+
+def _student_of(name: str, course: str, students: Iterable[str]) -> str:
+    """The student whose `<course>-<student>` name part `name` carries (longest match), or ''."""
+    found = [s for s in students if re.search(rf"{re.escape(course)}-{re.escape(s)}(?![A-Za-z0-9])", name)]
+    return max(found, key=len, default="")
+
+
+def _held_by(clients: ClientFactory, stacks: Iterable[str]) -> tuple[set[str], set[str]]:
+    """Physical ids of what the live `stacks` hold, and their stack ids (exports are matched by those)."""
+    cfn = clients("cloudformation")
+    held: set[str] = set()
+    stack_ids: set[str] = set()
+    for name in stacks:
+        try:
+            found = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        except ClientError:
+            continue  # not deployed: it holds nothing
+        if found["StackStatus"] == "DELETE_COMPLETE":
+            continue
+        stack_ids.add(found["StackId"])
+        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=name):
+            for row in page["StackResourceSummaries"]:
+                physical = row.get("PhysicalResourceId") or ""
+                if physical:
+                    held |= {physical, physical.rsplit("/", 1)[-1], physical.rsplit(":", 1)[-1]}
+    return held, stack_ids
+
+
+def _is_held(item: Leftover, held: set[str]) -> bool:
+    """Whether `item` is (or belongs to) a resource in `held`: by id, ARN, name, or its parent's name."""
+    name = item.name
+    candidates = {name, name.rsplit("/", 1)[-1], name.rsplit(":", 1)[-1], name.split("/")[0]}
+    if item.kind == "log stream":  # '<group>:<notebook>/<source>' belongs to the notebook
+        candidates.add(name.split(":", 1)[-1].split("/")[0])
+    return bool(candidates & held)
 
 
 def audit_course(
-    clients: ClientFactory, course: str, iam_path: str, *, known: Iterable[tuple[str, str]] = ()
+    clients: ClientFactory, course: str, iam_path: str, *, known: Iterable[tuple[str, str]] = (),
+    keep_stacks: Iterable[str] = (), students: Iterable[str] | None = None,
 ) -> AuditReport:
     """Everything of `course` still present. `known` adds (kind, name) pairs seen at deploy time to re-check
-    where the service cannot list (e.g. lifecycle configs in the emulator)."""
+    where the service cannot list (e.g. lifecycle configs in the emulator).
+
+    A partial destroy passes `keep_stacks` (the course's stacks meant to stay: the class stacks and the other
+    students'), so what they hold is not counted, and `students` (those destroyed), so only what carries their
+    name or tag counts: `destroy --student` is clean when that student's resources are gone.
+    """
     report = AuditReport()
     prefix = f"{course}-"
+    keep = set(keep_stacks)
+    held, kept_stack_ids = _held_by(clients, keep) if keep else (set(), set())
 
     def check(label: str, run: Callable[[], None]) -> None:
         try:
@@ -107,12 +201,43 @@ def audit_course(
                 raise
             report.unchecked.append(f"{label}: the endpoint cannot list these")
 
+    course_stack_ids: set[str] = set()
+
     def stacks() -> None:
-        for stack in _pages(clients("cloudformation"), "list_stacks", "StackSummaries"):
-            if stack["StackName"].startswith(prefix) and stack["StackStatus"] != "DELETE_COMPLETE":
-                report.leftovers.append(
-                    Leftover("cloudformation", "stack", stack["StackName"], False, stack["StackStatus"])
-                )
+        cfn = clients("cloudformation")
+        found = {(s["StackId"], s["StackName"], s["StackStatus"])
+                 for s in _pages(cfn, "list_stacks", "StackSummaries", StackStatusFilter=list(stack_states()))
+                 if s["StackName"].startswith(prefix)}
+        # Stacks named without the course prefix (a learner's own `LabSageMaker`) are found by the course tag.
+        found |= {(s["StackId"], s["StackName"], s["StackStatus"]) for s in _pages(cfn, "describe_stacks", "Stacks")
+                  if {"Key": TAG_COURSE, "Value": course} in s.get("Tags", [])}
+        for stack_id, name, status in sorted(found, key=lambda row: row[1]):
+            course_stack_ids.add(stack_id)
+            if name in keep:
+                continue
+            report.leftovers.append(Leftover("cloudformation", "stack", name, False, status,
+                                             fix=stack_fix(name, status)))
+
+    def exports() -> None:
+        """The course's exports that outlive their stack, or hold on to a stack whose delete failed: each blocks
+        the next course's deploy of the same stack. A live stack's exports go with it."""
+        live = {s["StackId"]: s["StackStatus"] for s in _pages(clients("cloudformation"), "describe_stacks", "Stacks")}
+        for export in _pages(clients("cloudformation"), "list_exports", "Exports"):
+            stack_id = export.get("ExportingStackId", "")
+            stack = _stack_name_of(stack_id)
+            if not (export["Name"].startswith(prefix) or stack.startswith(prefix) or stack_id in course_stack_ids):
+                continue
+            if stack_id in kept_stack_ids:
+                report.in_kept_stacks += 1
+                continue
+            if stack_id in live:
+                if live[stack_id] != "DELETE_FAILED":
+                    continue  # goes with its stack, which is listed (or kept) on its own
+                detail, fix = f"exported by stack {stack} (DELETE_FAILED)", f"delete its stack: {stack_fix(stack, 'DELETE')}"
+            else:
+                # Cannot happen in AWS; the emulator before labkit.emulator_cfn kept exports of failed deletes.
+                detail, fix = f"its stack {stack} no longer exists", "restart the emulator (labctl local down; up)"
+            report.leftovers.append(Leftover("cloudformation", "export", export["Name"], False, detail, fix=fix))
 
     def buckets() -> None:
         s3 = clients("s3")
@@ -195,8 +320,10 @@ def audit_course(
                 state, kind = instance["State"]["Name"], instance["InstanceType"]
                 if state != "terminated":
                     # A stopped instance still bills for its EBS volumes (listed on their own below).
+                    student = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(TAG_STUDENT, "")
                     report.leftovers.append(Leftover("ec2", "instance", instance["InstanceId"], True,
-                                                     f"{state}, {kind}", prices.instance_per_hour(kind, state)))
+                                                     f"{state}, {kind}", prices.instance_per_hour(kind, state),
+                                                     student=student))
         for volume in _pages(ec2, "describe_volumes", "Volumes", Filters=tagged_course):
             report.leftovers.append(Leftover("ec2", "volume", volume["VolumeId"], True, f"{volume['Size']} GB",
                                              prices.storage_per_hour(prices.EBS_GP3_GB_MONTH, size_gb=volume["Size"])))
@@ -260,11 +387,17 @@ def audit_course(
         for resource in _pages(clients("resourcegroupstaggingapi"), "get_resources", "ResourceTagMappingList",
                                TagFilters=[{"Key": TAG_COURSE, "Values": [course]}]):
             arn = resource["ResourceARN"]
-            if arn.split(":")[2] == "ec2" or _key_pending_deletion(clients, arn):
+            if arn.split(":")[2] == "ec2":
+                continue
+            pending = _key_pending_deletion(clients, arn)
+            if pending:
+                report.pending.append(Leftover("kms", "key", arn, False, pending))
                 continue
             # Stack ARNs end in an id after the name: match a whole path segment as well as the end.
             if not any(name and (arn.endswith(name) or f"/{name}/" in arn) for name in seen):
-                report.leftovers.append(Leftover("tagging", "tagged resource", arn, True, "found by course tag"))
+                student = {t["Key"]: t["Value"] for t in resource.get("Tags", [])}.get(TAG_STUDENT, "")
+                report.leftovers.append(Leftover("tagging", "tagged resource", arn, True, "found by course tag",
+                                                 student=student))
 
     def known_names() -> None:
         """Re-check by name what was seen at deploy, where the service could not list it."""
@@ -282,6 +415,7 @@ def audit_course(
             report.unchecked[report.unchecked.index(gap)] = f"{gap}; re-checked the {len(names)} seen at deploy by name"
 
     check("CloudFormation stacks", stacks)
+    check("CloudFormation exports", exports)
     check("S3 buckets", buckets)
     check("SageMaker notebooks", notebooks)
     check("SageMaker lifecycle configs", lifecycle_configs)
@@ -296,4 +430,13 @@ def audit_course(
     check("AWS Budgets", course_budgets)
     check("tagged resources", tagged)
     check("resources seen at deploy", known_names)
+    if keep:
+        before = len(report.leftovers)
+        report.leftovers = [item for item in report.leftovers if not _is_held(item, held)]
+        report.in_kept_stacks += before - len(report.leftovers)
+    if students is not None:
+        chosen = set(students)
+        named = [replace(item, student=item.student or _student_of(item.name, course, chosen))
+                 for item in report.leftovers]
+        report.leftovers = [item for item in named if item.student in chosen]
     return report

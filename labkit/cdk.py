@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labkit import ROOT
+from labkit.emulator import UNSET
 
 ASSEMBLY = ROOT / ".labkit" / "cdk.out"
 
@@ -41,7 +42,8 @@ def run_cdk(
     if allow_expired:
         context += ["-c", "labkit:allow-expired=true"]
     child_env = {
-        **os.environ,
+        # A profile named in this shell would override the emulator's credentials in the CLI's SDK.
+        **{key: value for key, value in os.environ.items() if not (key in UNSET and "AWS_ENDPOINT_URL" in env)},
         **env,
         # The app must run on this interpreter (the venv), whatever `python3` is on PATH.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

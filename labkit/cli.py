@@ -33,6 +33,7 @@ from lab_scripts.guard_fn.handler import Report, SettingsError
 from lab_scripts.inventory import EXISTS, SKIPPED, Found
 from lab_scripts.organization import OrganizationError
 from labkit import ROOT, emulator
+from labkit.emulator_timing import Timing
 from labkit.cdk import CdkError
 from labkit.events import PhaseStarted
 from labkit.ops import guard as guard_ops
@@ -428,7 +429,8 @@ def cmd_repair(args: argparse.Namespace, config: LabConfig) -> int:
 def cmd_local(args: argparse.Namespace) -> int:
     if args.action == "up":
         config = load_config(args.config)
-        endpoint = emulator.start_detached(config.region, args.port)
+        timing = Timing(time_scale=args.time_scale) if args.aws_timing else None
+        endpoint = emulator.start_detached(config.region, args.port, bootstrap_cdk=True, timing=timing)
         console.print(Text(f"emulator running at {endpoint.url}; `eval \"$(labctl local env)\"` sets the variables "
                            "for cdk, the aws CLI and boto3"))
     elif args.action == "down":
@@ -437,8 +439,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         endpoint = emulator.read_state()
         if endpoint is None:
             raise UsageError("no emulator running: `labctl local up` starts one")
-        for key, value in endpoint.env().items():
-            print(f"unset {key}" if value == "" else f"export {key}={value}")
+        print("\n".join(endpoint.shell_lines()))
     return 0
 
 
@@ -542,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("local", help="run the embedded emulator in the background")
     p.add_argument("action", choices=["up", "down", "env"])
     p.add_argument("--port", type=int, help="port for `up` (default: a free one)")
+    p.add_argument("--aws-timing", action="store_true", help="`up`: stacks and notebooks take as long as in AWS "
+                   "(scaled by --time-scale; README, The embedded emulator)")
+    p.add_argument("--time-scale", type=float, default=0.01, help="with --aws-timing: emulator seconds per AWS "
+                   "second (default 0.01)")
     return parser
 
 

@@ -9,7 +9,8 @@ Two CloudFormation gaps of moto are closed here as well, because labkit's safety
 moto creates SageMaker notebook instances without their template `Tags` (so the guard, which touches only
 course-tagged resources, would find no notebook to stop), and it crashes on an `AWS::KMS::Key` with tags in
 CloudFormation's Key/Value form (and stores its key policy so that DescribeKey fails). `patch_moto` gives
-both resources their tags, and the key a readable policy, as AWS does.
+both resources their tags, and the key a readable policy, as AWS does. CloudFormation's update and failed-delete
+paths are fixed by `labkit.emulator_cfn` (see there).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from moto.server import main as moto_main
 from moto.ssm.models import Parameter, ssm_backends
 
 from course.catalog import DLAMIS
+from labkit.emulator_cfn import patch_cloudformation
+from labkit.emulator_timing import CFN_BURST, Timing, patch_timing
 
 EMULATOR_ACCOUNT = "123456789012"
 
@@ -58,7 +61,8 @@ def seed(region: str, account: str = EMULATOR_ACCOUNT) -> dict[str, str]:
 
 
 def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Give CloudFormation-created notebooks and KMS keys their template tags (see the module docstring).
+    """Give CloudFormation-created notebooks and KMS keys their template tags, and fix CloudFormation updates and
+    failed deletes (see the module docstrings).
 
     `assign` is setattr here; tests pass pytest's monkeypatch.setattr so the patch ends with the test.
     """
@@ -82,15 +86,22 @@ def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
 
     assign(FakeSagemakerNotebookInstance, "create_from_cloudformation_json", classmethod(notebook_with_tags))
     assign(KmsBackend, "create_key", key_with_tags)
+    patch_cloudformation(assign)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--region", required=True)
+    parser.add_argument("--aws-timing", action="store_true", help="CloudFormation and notebooks take AWS's time")
+    parser.add_argument("--time-scale", type=float, default=0.01, help="emulator seconds per AWS second")
+    parser.add_argument("--cfn-rate", type=float, default=None, help="CloudFormation requests a second")
+    parser.add_argument("--cfn-burst", type=int, default=CFN_BURST)
     args = parser.parse_args()
     seed(args.region)
     patch_moto()
+    if args.aws_timing:
+        patch_timing(Timing(args.time_scale, args.cfn_rate, args.cfn_burst))
     moto_main(["-H", "127.0.0.1", "-p", str(args.port)])
 
 

@@ -255,11 +255,15 @@ def print_audit(report: AuditReport) -> None:
                            f"{report.kept_usd_per_hour * 730:.2f} USD/month until `labctl preserved delete`"))
     left = [item for item in report.leftovers if not item.kept]
     if report.clean:
+        for item in report.pending:
+            console.print(Text(f"pending: {item.kind} {item.name} ({item.detail}; not billed meanwhile)"))
         console.print(styled("0 resources left", "bold green"))
         return
+    for item in report.pending:
+        console.print(Text(f"pending: {item.kind} {item.name} ({item.detail}; not billed meanwhile)"))
     rows = [[item.service, item.kind, item.name, "yes" if item.billable else "no",
              "-" if not item.billable else "?" if item.usd_per_hour is None else f"{item.usd_per_hour:.4f}",
-             item.detail] for item in left]
+             item.detail + (f"; fix: {item.fix}" if item.fix else "")] for item in left]
     console.print(table(f"{len(left)} resources left",
                         ["service", "kind", "name", "billable", "USD/hour", "detail"], rows))
     if report.billable:

@@ -376,9 +376,11 @@ def destroy(
     journal.record("stacks")
     emit(PhaseFinished("deleting stacks", 0.0))
     _delete_notebook_logs(target, config, None if students is None else result.stopped)
-    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known)
-    if students is not None or set(labs) != set(LABS):
-        _keep_what_stays(target, config, result.audit)
+    # A partial destroy: what the course's remaining stacks hold (LabGuard's key, the class network) stays.
+    partial = students is not None or set(labs) != set(LABS)
+    staying = list(live_resources(target, config)) if partial else []
+    result.audit = audit_course(target.clients, config.course_id, config.names.iam_path, known=result.known,
+                                keep_stacks=staying, students=students)
     for account, clients in result.student_accounts.items():
         # What the stack set's deletion left in a student's account counts as left, as in the class account.
         own = audit_course(clients, config.course_id, config.names.iam_path)
@@ -416,19 +418,6 @@ def _delete_dropped(units: list[StackUnit], target: Target, emit: Sink) -> None:
     for unit in units:
         waiter.wait(StackName=unit.stack_name, WaiterConfig={"Delay": max(1, target.wait_delay), "MaxAttempts": 120})
         emit(StackFinished(unit.stack_name, "destroy", 0.0))
-
-
-def _keep_what_stays(target: Target, config: LabConfig, audit: AuditReport) -> None:
-    """A partial destroy: what the course's remaining stacks hold (and keys of their users, streams of their
-    notebooks) is meant to stay, so only the rest counts as left."""
-    live = live_resources(target, config)
-    mine = set(live)
-    for resources in live.values():
-        for row in resources:
-            physical = row.get("PhysicalResourceId", "")
-            mine |= {physical, physical.rsplit("/", 1)[-1], physical.rsplit(":", 1)[-1]}
-    audit.leftovers = [item for item in audit.leftovers
-                       if item.name not in mine and item.name.split("/")[0] not in mine]
 
 
 def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: list[StackUnit],

@@ -46,8 +46,7 @@ def teardown_until(endpoint: Endpoint, path: Path, trigger: str | None) -> tuple
     """Run `labctl teardown`; SIGKILL its whole process group at the first line containing `trigger`."""
     process = subprocess.Popen(
         [sys.executable, "-c", RUNNER, "--config", str(path), "teardown", "--yes", "--confirm", COURSE],
-        cwd=ROOT, env={key: value for key, value in {**os.environ, **endpoint.env(), "KT_PORT": str(endpoint.port)}.items()
-                       if value != ""}, stdout=subprocess.PIPE,
+        cwd=ROOT, env={**endpoint.child_env(), "KT_PORT": str(endpoint.port)}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     assert process.stdout is not None
     lines = []
