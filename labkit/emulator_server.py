@@ -23,6 +23,7 @@ from typing import Any
 
 from moto.ec2.models import ec2_backends
 from moto.kms.models import KmsBackend
+from moto.s3.models import FakeBucket
 from moto.sagemaker.models import FakeSagemakerNotebookInstance
 from moto.server import main as moto_main
 from moto.ssm.models import Parameter, ssm_backends
@@ -84,7 +85,20 @@ def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
         policy = json.dumps(policy) if isinstance(policy, dict) else policy
         return create_key(self, policy, key_usage, key_spec, description, tags, *args, **kwargs)
 
+    create_bucket = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore
+
+    def bucket_with_versioning(cls: type, resource_name: str, cloudformation_json: Any, *args: Any,
+                               **kwargs: Any) -> Any:
+        # moto applies a template bucket's encryption and tags but not its VersioningConfiguration; a lab bucket
+        # is versioned in AWS, and the archive and restore of every version depend on it.
+        bucket = create_bucket(cls, resource_name, cloudformation_json, *args, **kwargs)
+        status = cloudformation_json.get("Properties", {}).get("VersioningConfiguration", {}).get("Status")
+        if status:
+            bucket.versioning_status = status
+        return bucket
+
     assign(FakeSagemakerNotebookInstance, "create_from_cloudformation_json", classmethod(notebook_with_tags))
+    assign(FakeBucket, "create_from_cloudformation_json", classmethod(bucket_with_versioning))
     assign(KmsBackend, "create_key", key_with_tags)
     patch_cloudformation(assign)
 

@@ -167,3 +167,20 @@ def test_change_sets_create_and_update_with_outputs_exports_and_imports(cfn: Any
     assert stack["StackStatus"] == "UPDATE_COMPLETE"
     assert {o["OutputKey"] for o in stack["Outputs"]} == {"TopicArn", "QueueUrl"}
     assert _exports(cfn) == {"ml101-Topic", "ml101-TopicQueue", "ml101-Other"}
+
+
+VERSIONED_BUCKET = json.dumps({"Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {
+    "BucketName": "ml101-versioned", "VersioningConfiguration": {"Status": "Enabled"}}}}})
+
+
+def test_moto_ignores_a_template_buckets_versioning(aws: Any) -> None:
+    aws("cloudformation").create_stack(StackName="ml101-Bucket", TemplateBody=VERSIONED_BUCKET)
+    assert "Status" not in aws("s3").get_bucket_versioning(Bucket="ml101-versioned")
+
+
+def test_the_emulator_versions_a_template_bucket(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.emulator_server import patch_moto
+
+    patch_moto(monkeypatch.setattr)
+    aws("cloudformation").create_stack(StackName="ml101-Bucket", TemplateBody=VERSIONED_BUCKET)
+    assert aws("s3").get_bucket_versioning(Bucket="ml101-versioned")["Status"] == "Enabled"
