@@ -323,7 +323,7 @@ def parse_config(
     else:
         students_raw = listed.get(students_key)
     if not isinstance(students_raw, list) or not students_raw:
-        raise fail("students", "must be a non-empty list of student ids (or set classroom.roster)")
+        raise fail(students_key, "must be a non-empty list of student ids (or set classroom.roster)")
     if classroom.per_account and raw.get("dlami", {}).get("availability_zone") is not None:
         raise fail("dlami.availability_zone", "zone names map to different zones in each account: leave it unset "
                    "in account-per-student mode (each account uses its first zone)")
