@@ -77,6 +77,10 @@ def test_deploy_destroy_deploy_labsagemaker_keeps_the_learners_file(
     assert (tmp_path / first / "work" / "notes.md").read_bytes() == b"# lab 1\n"
     assert find_left_behind(target.clients("cloudformation"), s3, config.names).empty
     cdk(endpoint, path, "destroy", "LabSageMaker", "--force")
+    # The second generation's bucket (empty) is kept too, and goes the same way.
+    left = find_left_behind(target.clients("cloudformation"), s3, config.names)
+    assert [(b.name, b.files) for b in left.buckets] == [(second, 0)]
+    remove_left_behind(target.clients("cloudformation"), s3, left, None)
 
 
 def test_deploy_all_destroy_all_deploy_all(solo: tuple[Endpoint, Target, LabConfig, Path], tmp_path: Path) -> None:
