@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from course.catalog import DLAMIS, DLC_REGISTRIES, INSTANCES, REKOGNITION_FEATURES as FEATURES, incompatibility
 from course.layout import LABS, PER_STUDENT_LABS, StackUnit, lab_stack_names, stack_units
-from course.naming import (CLASSROOM, COURSE_ID, EMAIL, PLACEHOLDER_STUDENT, STUDENT_ID, AwsNameError, CourseNames,
-                           check)
+from course.naming import (CLASSROOM, COURSE_ID, EMAIL, PLACEHOLDER_STUDENT, SOLO_STUDENT, STUDENT_ID, AwsNameError,
+                           CourseNames, check)
 from course.roster import RosterError, Student, read_roster
 
 # guard.after_hours: "HH:MM-HH:MM", local time in guard.timezone, may wrap midnight.
@@ -68,6 +68,12 @@ MAX_STUDENTS = 200
 MAX_ACCOUNT_STUDENTS = 2000
 SINGLE_ACCOUNT = "single-account"
 ACCOUNT_PER_STUDENT = "account-per-student"
+# One learner in their own account: a course file with no students (README, "On your own").
+SOLO = "solo"
+MODES = (SOLO, SINGLE_ACCOUNT, ACCOUNT_PER_STUDENT)
+# The budget alert's default, per month: a learner's notebook and a few GPU hours stay under it, a forgotten GPU
+# instance (about 13 USD a day) crosses it within days. A default, not a requirement: set course.budget_usd.
+DEFAULT_BUDGET_USD = 30.0
 OU_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
 
 # A course longer than a year is almost always a typo in the expiry year, and would leave resources running.
@@ -163,6 +169,10 @@ class ClassroomSettings:
     def per_account(self) -> bool:
         return self.mode == ACCOUNT_PER_STUDENT
 
+    @property
+    def solo(self) -> bool:
+        return self.mode == SOLO
+
 
 @dataclass(frozen=True)
 class LabConfig:
@@ -192,11 +202,13 @@ class LabConfig:
 
     def stacks(self, labs: Iterable[str] = LABS) -> list[StackUnit]:
         """The course's stacks for `labs`: class stacks once, the per-student labs once per student."""
-        return stack_units(self.names, self.students, labs, per_account=self.classroom.per_account)
+        return stack_units(self.names, self.students, labs, per_account=self.classroom.per_account,
+                           solo=self.classroom.solo)
 
     def lab_stacks(self, lab: str) -> list[str]:
         """Stack names of one lab, students' first."""
-        return lab_stack_names(self.names, self.students, lab, per_account=self.classroom.per_account)
+        return lab_stack_names(self.names, self.students, lab, per_account=self.classroom.per_account,
+                               solo=self.classroom.solo)
 
     @property
     def guarded_labs(self) -> list[str]:
@@ -213,7 +225,7 @@ _SCHEMA: dict[str, set[str]] = {
     "containers": {"class_repository", "keep_images"},
     "guard": {"dry_run", "every_minutes", "idle_minutes", "after_hours", "timezone", "max_actions",
               "max_usd_per_student_day", "max_usd_class_day"},
-    "classroom": {"roster", "mode", "organizational_unit", "max_concurrent_percentage",
+    "classroom": {"roster", "students", "mode", "organizational_unit", "max_concurrent_percentage",
                   "failure_tolerance_percentage"},
     "": {"course", "sagemaker", "dlami", "rekognition", "containers", "guard", "classroom", "students"},
 }
@@ -292,7 +304,7 @@ def parse_config(
     if (expires - today).days > MAX_COURSE_DAYS:
         raise fail("course.expires", f"{expires} is more than {MAX_COURSE_DAYS} days away; check the year")
 
-    budget = required(course, "course", "budget_usd", float)
+    budget = required({"budget_usd": DEFAULT_BUDGET_USD, **course}, "course", "budget_usd", float)
     if not 0 < budget <= 100_000:
         raise fail("course.budget_usd", f"{budget} must be between 0 and 100000")
     email = course.get("instructor_email")
@@ -319,21 +331,31 @@ def parse_config(
         raise fail("containers.class_repository", f"{class_repository!r} must be true or false")
     keep_images = _whole(ct_raw, "keep_images", ContainersSettings.keep_images, 1, 1000, "images", fail, "containers")
 
-    classroom = _parse_classroom(raw.get("classroom", {}), fail, base_dir)
+    classroom_raw = raw.get("classroom", {})
+    # `students` is read at the top level and, as the README and lab.toml hint at it, under [classroom].
+    listed = {key: table["students"] for key, table in (("students", raw), ("classroom.students", classroom_raw))
+              if "students" in table}
+    if len(listed) > 1:
+        raise fail("classroom.students", "give the students once: here or at the top level, not both")
+    classroom = _parse_classroom(classroom_raw, fail, base_dir,
+                                 has_students=bool(listed) or "roster" in classroom_raw)
     limit = MAX_ACCOUNT_STUDENTS if classroom.per_account else MAX_STUDENTS
     roster: tuple[Student, ...] = ()
-    if classroom.roster is not None:
-        if "students" in raw:
-            raise fail("students", "give the students either here or in classroom.roster, not both")
+    students_key = next(iter(listed), "students")
+    if classroom.solo:
+        students_raw: Any = [SOLO_STUDENT]
+    elif classroom.roster is not None:
+        if listed:
+            raise fail(students_key, "give the students either here or in classroom.roster, not both")
         try:
             roster = read_roster(classroom.roster, names=CourseNames(course_id, account, region), max_students=limit)
         except RosterError as exc:
             raise ConfigError(str(exc)) from None
-        students_raw: Any = [row.id for row in roster]
+        students_raw = [row.id for row in roster]
     else:
-        students_raw = raw.get("students")
+        students_raw = listed.get(students_key)
     if not isinstance(students_raw, list) or not students_raw:
-        raise fail("students", "must be a non-empty list of student ids (or set classroom.roster)")
+        raise fail(students_key, "must be a non-empty list of student ids (or set classroom.roster)")
     if classroom.per_account and raw.get("dlami", {}).get("availability_zone") is not None:
         raise fail("dlami.availability_zone", "zone names map to different zones in each account: leave it unset "
                    "in account-per-student mode (each account uses its first zone)")
@@ -346,7 +368,7 @@ def parse_config(
                    if not classroom.per_account else f"{len(students_raw)} students: at most {limit}")
     seen: set[str] = set()
     for index, student in enumerate(students_raw):
-        key = f"students[{index}]"
+        key = f"{students_key}[{index}]"
         if not isinstance(student, str) or not STUDENT_ID.match(student):
             raise fail(key, f"{student!r} must be 1-24 of a-z 0-9 -, starting and ending alphanumeric")
         if student in seen:
@@ -372,6 +394,9 @@ def parse_config(
     names = config.names
     try:
         names.validate_course(LABS)
+        if classroom.solo:
+            # The learner's bucket carries its stack's generation (README, "On your own"); check the longest.
+            check("S3 bucket", names.student(SOLO_STUDENT).longest_kept_bucket)
         if classroom.per_account:
             # The names every student's account holds; the template builds them from the account it lands in,
             # and the stack set deploys to this region, so the course's account stands for any (same length).
@@ -391,11 +416,15 @@ def parse_config(
 
 
 def _parse_classroom(table: dict[str, Any], fail: Callable[[str, str], ConfigError],
-                     base_dir: Path) -> ClassroomSettings:
+                     base_dir: Path, *, has_students: bool) -> ClassroomSettings:
+    """The [classroom] table. Without a mode, a course file that names no students is one learner's (solo)."""
     defaults = ClassroomSettings()
-    mode = table.get("mode", defaults.mode)
-    if mode not in (SINGLE_ACCOUNT, ACCOUNT_PER_STUDENT):
-        raise fail("classroom.mode", f"{mode!r} must be '{SINGLE_ACCOUNT}' or '{ACCOUNT_PER_STUDENT}'")
+    mode = table.get("mode", defaults.mode if has_students else SOLO)
+    if mode not in MODES:
+        raise fail("classroom.mode", f"{mode!r} must be one of {', '.join(repr(m) for m in MODES)}")
+    if mode == SOLO and has_students:
+        raise fail("classroom.mode", "'solo' is one learner in their own account: remove students and roster, "
+                   f"or use '{SINGLE_ACCOUNT}' for a class")
     roster = table.get("roster")
     if roster is not None and not (isinstance(roster, str) and roster.strip()):
         raise fail("classroom.roster", f"{roster!r} must be the path of a CSV file")
@@ -550,7 +579,7 @@ def to_toml(config: LabConfig) -> str:
     """The course file that `load_config` reads back into an equal LabConfig."""
     classroom = config.classroom
     students = ", ".join(f'"{student}"' for student in config.students)
-    people = f"students = [{students}]\n\n" if classroom.roster is None else ""
+    people = f"students = [{students}]\n\n" if classroom.roster is None and not classroom.solo else ""
     ou = f'organizational_unit = "{classroom.organizational_unit}"\n' if classroom.organizational_unit else ""
     roster = f'roster = "{classroom.roster.as_posix()}"\n' if classroom.roster is not None else ""
     sm = config.sagemaker

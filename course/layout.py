@@ -36,18 +36,26 @@ class StackUnit:
     lab: str
     student: str | None
     stack_name: str
+    # Solo mode: the learner's stacks are named like the lab (`cdk deploy LabSageMaker`), student or not.
+    solo: bool = False
 
     @property
     def construct_id(self) -> str:
-        return self.lab if self.student is None else f"{self.lab}-{self.student}"
+        return self.lab if self.student is None or self.solo else f"{self.lab}-{self.student}"
 
 
 def stack_units(names: CourseNames, students: Iterable[str], labs: Iterable[str] = LABS, *,
-                per_account: bool = False) -> list[StackUnit]:
+                per_account: bool = False, solo: bool = False) -> list[StackUnit]:
     """The stacks of `labs` in deploy order: each lab's class stack, then its students' stacks. In
-    account-per-student mode the per-student labs are all served by the one LabClassroom stack."""
+    account-per-student mode the per-student labs are all served by the one LabClassroom stack. In solo mode
+    each lab is one stack `<lab>` (CloudFormation: `<course>-<lab>`), the learner's (the one student) where the
+    lab has a per-student stack: LabDLAMI then holds the network and the GPU instance together."""
     if per_account:
         return _account_units(names, labs)
+    if solo:
+        (learner,) = tuple(students)
+        return [StackUnit(lab, learner if lab in PER_STUDENT_LABS else None, names.stack(lab), solo=True)
+                for lab in labs if lab in PER_STUDENT_LABS | CLASS_LABS]
     students = tuple(students)
     units: list[StackUnit] = []
     for lab in labs:
@@ -72,7 +80,8 @@ def _account_units(names: CourseNames, labs: Iterable[str]) -> list[StackUnit]:
     return units
 
 
-def lab_stack_names(names: CourseNames, students: Iterable[str], lab: str, *, per_account: bool = False) -> list[str]:
+def lab_stack_names(names: CourseNames, students: Iterable[str], lab: str, *, per_account: bool = False,
+                    solo: bool = False) -> list[str]:
     """Every stack name of one lab, students' first (they import from the class stack, so they go first)."""
-    units = stack_units(names, students, [lab], per_account=per_account)
+    units = stack_units(names, students, [lab], per_account=per_account, solo=solo)
     return [unit.stack_name for unit in sorted(units, key=lambda unit: unit.student is None)]

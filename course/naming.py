@@ -19,6 +19,12 @@ TAG_MANAGED_BY = "labkit:managed-by"
 CLASSROOM = "LabClassroom"
 STUDENT_ACCOUNT = "LabStudent"
 PLACEHOLDER_STUDENT = "student"
+# Solo mode: one learner in their own account. Their environment is one student's, under this fixed id, so every
+# function that takes a student works unchanged; only the stacks drop the suffix (README, "On your own").
+SOLO_STUDENT = "me"
+# A kept bucket (solo mode) ends in `-` and this many hex digits of its stack's id: a bucket a plain `cdk destroy`
+# kept never has the name the next deploy creates, and the prefix before it still says whose it is.
+GENERATION_DIGITS = 8
 
 # Identifiers that end up inside bucket names, so they use the strictest charset of all the services.
 COURSE_ID = re.compile(r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$")
@@ -115,6 +121,16 @@ class StudentNames:
     def bucket(self) -> str:
         # Account and region make the globally unique bucket name predictable, so IAM can name it exactly.
         return f"{self.course}-{self.student}-{self.account}-{self.region}"
+
+    @property
+    def kept_bucket_prefix(self) -> str:
+        """Solo mode: every bucket of this student's stack generations starts with this (`bucket` + `-`)."""
+        return f"{self.bucket}-"
+
+    @property
+    def longest_kept_bucket(self) -> str:
+        """The longest name a kept bucket takes, for the length check before deploy."""
+        return f"{self.kept_bucket_prefix}{'0' * GENERATION_DIGITS}"
 
     @property
     def notebook(self) -> str:

@@ -24,6 +24,8 @@ class NotebookProps:
     names: StudentNames
     iam_path: str
     settings: SageMakerSettings
+    # Solo mode: the bucket outlives a plain `cdk destroy` under a name the next deploy does not reuse (LabBucket).
+    keep_bucket: bool = False
 
 
 class LabNotebook(Construct):
@@ -33,7 +35,7 @@ class LabNotebook(Construct):
         Tags.of(self).add(TAG_STUDENT, names.student)
         stack = Stack.of(self)
 
-        self.bucket = LabBucket(self, "Storage", bucket_name=names.bucket).bucket
+        self.bucket = LabBucket(self, "Storage", bucket_name=names.bucket, kept=props.keep_bucket).bucket
         # SageMaker lowercases notebook names in ARNs; IAM compares ARNs case-sensitively.
         notebook_arn = stack.format_arn(
             service="sagemaker", resource="notebook-instance", resource_name=names.notebook.lower()

@@ -12,18 +12,8 @@ from course.layout import LABS, PER_STUDENT_LABS, StackUnit
 from course.naming import TAG_COURSE
 from lab_scripts import notebook
 from lab_scripts.inventory import live_stack_names, physical_ids_by_student
+from lab_scripts.retained import STUCK, find_left_behind
 from labkit.target import Target, parallel
-
-# States in which a stack is neither usable nor gone: labctl names them and the command that fixes them,
-# rather than letting an AWS error through.
-STUCK = {
-    "REVIEW_IN_PROGRESS": "created by a deploy that never ran its change set",
-    "ROLLBACK_COMPLETE": "its first deploy failed and was rolled back",
-    "ROLLBACK_FAILED": "its first deploy failed and the rollback failed too",
-    "DELETE_FAILED": "a delete could not remove every resource",
-    "UPDATE_ROLLBACK_FAILED": "an update failed and could not roll back",
-}
-
 
 def stack_status(target: Target, stack_name: str) -> str | None:
     """The stack's status, or None when it does not exist (or is deleted)."""
@@ -45,15 +35,9 @@ def stack_resources(target: Target, stack_name: str) -> list[dict[str, Any]] | N
 
 
 def stuck_stacks(target: Target, config: LabConfig) -> dict[str, str]:
-    """Stack name -> status, for the course's stacks in a state no deploy can go on from (see STUCK)."""
-    cfn = target.clients("cloudformation")
-    found = {}
-    for page in cfn.get_paginator("list_stacks").paginate(StackStatusFilter=sorted(STUCK)):
-        for summary in page["StackSummaries"]:
-            if summary["StackName"].startswith(f"{config.course_id}-") or summary["StackName"] in {
-                    unit.stack_name for unit in config.stacks()}:
-                found[summary["StackName"]] = summary["StackStatus"]
-    return found
+    """Stack name -> status, for the course's stacks in a state no deploy can go on from (retained.STUCK)."""
+    found = find_left_behind(target.clients("cloudformation"), target.clients("s3"), config.names)
+    return {stack.name: stack.status for stack in found.stacks}
 
 
 def physical_of(resources: list[dict[str, Any]], kind: str) -> list[str]:
@@ -79,19 +63,10 @@ def course_tagged(tags: list[dict[str, str]], config: LabConfig) -> bool:
 
 
 def retained_buckets(target: Target, config: LabConfig) -> list[str]:
-    """Course buckets no live stack holds: kept (with student work) when the guard deleted their stack."""
-    s3 = target.clients("s3")
-    names = {config.names.student(student).bucket for student in config.students} | {config.names.rekognition.bucket}
-    existing = names & {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-    kept = []
-    for name in sorted(existing - owned(target, config)):
-        try:
-            tags = s3.get_bucket_tagging(Bucket=name)["TagSet"]
-        except ClientError:
-            tags = []
-        if course_tagged(tags, config):  # never touch a bucket the course did not create
-            kept.append(name)
-    return kept
+    """Course buckets (course-tagged) no live stack holds: kept with student work when the guard deleted their
+    stack, or by a plain `cdk destroy` of a solo learner's notebook stack."""
+    found = find_left_behind(target.clients("cloudformation"), target.clients("s3"), config.names)
+    return [bucket.name for bucket in found.buckets]
 
 
 def retained_users(target: Target, config: LabConfig) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import App, Environment, Stack, Tags, Validations
+from aws_cdk import App, CfnOutput, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from course.config import LabConfig
@@ -12,6 +12,7 @@ from course.layout import StackUnit
 from course.naming import CLASSROOM, TAG_COURSE, TAG_MANAGED_BY, TAG_STUDENT
 from stacks.classroom_stack import LabClassroomStack
 from stacks.containers_stack import LabContainersStack
+from infra.gpu_workstations import GpuWorkstation, WorkstationProps
 from stacks.dlami_stack import LabDlamiStack, LabDlamiStudentStack
 from stacks.guard_stack import LabGuardStack
 from stacks.rekognition_stack import LabRekognitionStack
@@ -29,6 +30,11 @@ STUDENT_HOLDS = {
     "LabSageMaker": "SageMaker notebook of {student}",
     "LabDLAMI": "GPU workstation with the Deep Learning AMI of {student}",
 }
+# Solo mode: one learner, one stack per lab.
+SOLO_HOLDS = {
+    "LabSageMaker": "your SageMaker notebook and its bucket (kept by cdk destroy)",
+    "LabDLAMI": "your GPU workstation with the Deep Learning AMI, and its network",
+}
 
 
 def _stack(app: App, unit: StackUnit, config: LabConfig, built: dict[str, Stack], *, nag: bool, validation: bool,
@@ -36,7 +42,11 @@ def _stack(app: App, unit: StackUnit, config: LabConfig, built: dict[str, Stack]
     if unit.lab == CLASSROOM:
         return LabClassroomStack(app, unit.construct_id, config=config, nag=nag, validation=validation, **common)
     if unit.lab == "LabSageMaker":
+        assert unit.student is not None
         return LabSageMakerStack(app, unit.construct_id, config=config, student=unit.student, **common)
+    if unit.lab == "LabDLAMI" and unit.solo:
+        assert unit.student is not None
+        return _solo_dlami(app, unit, config, **common)
     if unit.lab == "LabDLAMI" and unit.student is not None:
         class_stack = built["LabDLAMI"]
         assert isinstance(class_stack, LabDlamiStack)
@@ -47,9 +57,22 @@ def _stack(app: App, unit: StackUnit, config: LabConfig, built: dict[str, Stack]
     return stack_class(app, unit.construct_id, config=config, **common)
 
 
+def _solo_dlami(app: App, unit: StackUnit, config: LabConfig, **common: Any) -> Stack:
+    """The learner's LabDLAMI: network, GPU role and the one workstation in one stack, so `cdk deploy LabDLAMI`
+    and `cdk destroy LabDLAMI` are the whole lab (no class to share the network with)."""
+    assert unit.student is not None
+    stack = LabDlamiStack(app, unit.construct_id, config=config, **common)
+    workstation = GpuWorkstation(stack, "Workstation", props=WorkstationProps(
+        names=config.names.student(unit.student), settings=config.dlami, gpu_class=stack.gpu_class))
+    CfnOutput(stack, "InstanceId", value=workstation.instance.ref,
+              description="your GPU instance id (labctl gpu connect me)")
+    return stack
+
+
 def build_app(app: App, config: LabConfig, *, nag: bool = True, validation: bool = True) -> App:
     """Add every stack of `config` to `app`. Construct ids are what users pass to `cdk deploy`: `LabGuard` for a
-    class stack, `LabSageMaker-alice` for a student's (`cdk deploy 'LabSageMaker-*'` for the whole class).
+    class stack, `LabSageMaker-alice` for a student's (`cdk deploy 'LabSageMaker*'` for the whole class); in solo
+    mode every stack is named like its lab (`cdk deploy LabSageMaker`).
 
     Account-per-student mode synthesizes the student-account template while building (LabClassroom), with cdk-nag
     if `nag` and CDK's CloudFormation validation if `validation` (pass what `app` was given)."""
@@ -62,7 +85,7 @@ def build_app(app: App, config: LabConfig, *, nag: bool = True, validation: bool
         holds = CLASS_HOLDS.get(unit.lab, "")
         if unit.student is not None:
             tags[TAG_STUDENT] = unit.student
-            holds = STUDENT_HOLDS[unit.lab].format(student=unit.student)
+            holds = (SOLO_HOLDS if unit.solo else STUDENT_HOLDS)[unit.lab].format(student=unit.student)
         built[unit.construct_id] = _stack(
             app, unit, config, built, nag=nag, validation=validation,
             env=env,

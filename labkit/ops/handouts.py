@@ -17,7 +17,7 @@ from course.config import LabConfig
 from course.naming import PLACEHOLDER_STUDENT, CourseNames
 from lab_scripts import access_keys, class_repository, instance, notebook
 from lab_scripts.organization import student_accounts
-from labkit.deployed import deployed_instances, deployed_notebooks, deployed_users
+from labkit.deployed import deployed_instances, deployed_notebooks, deployed_users, lab_physical_ids
 from labkit.ops.errors import RefusedError
 from labkit.target import Target
 
@@ -76,6 +76,8 @@ def handouts(target: Target, config: LabConfig, students: list[str], out: Path) 
         return _account_handouts(target, config, students, out)
     notebooks, instances = deployed_notebooks(target, config), deployed_instances(target, config)
     users = deployed_users(target, config)
+    # As deployed: a solo learner's kept bucket carries a suffix of its stack.
+    buckets = lab_physical_ids(target, config, "LabSageMaker", "AWS::S3::Bucket")
     missing = [s for s in students if s not in users]
     if missing:
         raise RefusedError(f"{missing[0]} has no IAM user yet: `labctl provision` creates it (it adds students "
@@ -86,7 +88,7 @@ def handouts(target: Target, config: LabConfig, students: list[str], out: Path) 
         profile = config.course_id
         existing = access_keys.list_keys(iam, users[student])
         key = None if existing else access_keys.issue(iam, users[student])
-        blocks = _blocks(config, student, profile, notebooks, instances, sm)
+        blocks = _blocks(config, student, profile, notebooks, instances, buckets, sm)
         if key:
             keyfile = access_keys.write_private(out / f"{student}.credentials",
                                                 access_keys.credentials_text(key, profile, config.region))
@@ -108,7 +110,7 @@ def _write(out: Path, student: str, blocks: list[Block], credentials: str) -> Ha
 
 
 def _blocks(config: LabConfig, student: str, profile: str, notebooks: dict[str, str], instances: dict[str, str],
-            sm: Any) -> list[Block]:
+            buckets: dict[str, str], sm: Any) -> list[Block]:
     row = config.student_row(student)
     who = f"{row.name} <{row.email}>" if row else student
     region = config.region
@@ -125,7 +127,7 @@ def _blocks(config: LabConfig, student: str, profile: str, notebooks: dict[str, 
                     f"aws sagemaker create-presigned-notebook-instance-url --notebook-instance-name {name} {flags}\n"
                     f"aws sagemaker stop-notebook-instance --notebook-instance-name {name} {flags}"),
                    ("p", f"It stops itself after {config.sagemaker.idle_minutes} idle minutes. Your bucket: "
-                    f"s3://{config.names.student(student).bucket}; the notebook's folder is copied to its "
+                    f"s3://{buckets.get(student, config.names.student(student).bucket)}; the notebook's folder is copied to its "
                     "notebook/ prefix every few minutes and before the notebook stops.")]
     if student in instances:
         gpu = instances[student]

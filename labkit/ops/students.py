@@ -9,16 +9,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botocore.exceptions import ClientError
 
 from course.config import LabConfig
 from course.layout import PER_STUDENT_LABS
 from lab_scripts import buckets, collect as collect_files
-from labkit.deployed import STUCK, lab_physical_ids, physical_of, stack_resources, stuck_stacks
-from labkit.events import Info, PhaseFinished, PhaseStarted, Sink, StackFinished, StackStarted, ignore
+from labkit.deployed import lab_physical_ids
+from labkit.events import Info, PhaseFinished, PhaseStarted, Sink, ignore
 from labkit.ops.errors import OperationError, RefusedError
 from labkit.ops.stacks import deploy, ensure_bootstrapped, synthesize
-from labkit.ops.teardown import DestroyResult, Drain, Journal, archive_bucket, destroy
+from labkit.ops.teardown import DestroyResult, Drain, Journal, destroy, remove_stuck
 from labkit.target import Target
 
 
@@ -102,20 +101,4 @@ def collect(target: Target, config: LabConfig, students: list[str], out: Path,
 def repair(config: LabConfig, target: Target, archive_dir: Path | None, emit: Sink = ignore) -> list[str]:
     """Delete the course's stacks stuck in REVIEW_IN_PROGRESS, ROLLBACK_COMPLETE, DELETE_FAILED ... after
     archiving any bucket they hold; returns the stacks removed."""
-    stuck = stuck_stacks(target, config)
-    cfn = target.clients("cloudformation")
-    ctx = Drain(target, archive_dir, emit, DestroyResult(), config, Journal(None))
-    for name, status in stuck.items():
-        emit(StackStarted(name, "destroy"))
-        emit(Info(f"{name}: {status} ({STUCK[status]})"))
-        for bucket in physical_of(stack_resources(target, name) or [], "AWS::S3::Bucket"):
-            try:
-                archive_bucket(ctx, bucket)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "NoSuchBucket":  # never created: nothing to archive
-                    raise
-        cfn.delete_stack(StackName=name)
-        cfn.get_waiter("stack_delete_complete").wait(
-            StackName=name, WaiterConfig={"Delay": max(1, target.wait_delay), "MaxAttempts": 120})
-        emit(StackFinished(name, "destroy", 0.0))
-    return list(stuck)
+    return remove_stuck(Drain(target, archive_dir, emit, DestroyResult(), config, Journal(None)), config)

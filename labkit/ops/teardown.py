@@ -25,8 +25,8 @@ from lab_scripts import access_keys, buckets, class_repository, instance, notebo
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.network_cleanup import clean_vpc
 from lab_scripts.organization import account_clients, stack_instance_states
-from labkit.deployed import live_resources, physical_of, retained_buckets, retained_users, stack_resources, \
-    stacks_to_destroy
+from labkit.deployed import (STUCK, live_resources, physical_of, retained_buckets, retained_users, stack_resources,
+                             stacks_to_destroy, stuck_stacks)
 from labkit.events import (BucketArchived, Info, KeysDeactivated, KeysDeleted, MachineStopped, PhaseFinished,
                            PhaseStarted, Sink, StackFinished, StackStarted, StepDone, Warning, ignore)
 from labkit.ops.errors import OperationError
@@ -258,6 +258,27 @@ def _preserve_homes(ctx: Drain, instances: dict[str, str]) -> None:
     ctx.journal.record("preserved")
 
 
+def remove_stuck(ctx: Drain, config: LabConfig) -> list[str]:
+    """The course's stacks in a state no deploy can go on from (REVIEW_IN_PROGRESS after an interrupted deploy,
+    ROLLBACK_COMPLETE, DELETE_FAILED ...): archive any bucket they still hold, then delete them."""
+    cfn = ctx.target.clients("cloudformation")
+    stuck = stuck_stacks(ctx.target, config)
+    for name, status in stuck.items():
+        ctx.emit(StackStarted(name, "destroy"))
+        ctx.emit(Info(f"{name}: {status} ({STUCK[status]})"))
+        for bucket in physical_of(stack_resources(ctx.target, name) or [], "AWS::S3::Bucket"):
+            try:
+                archive_bucket(ctx, bucket)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "NoSuchBucket":  # never created: nothing to archive
+                    raise
+        cfn.delete_stack(StackName=name)
+        cfn.get_waiter("stack_delete_complete").wait(
+            StackName=name, WaiterConfig={"Delay": max(1, ctx.target.wait_delay), "MaxAttempts": 120})
+        ctx.emit(StackFinished(name, "destroy", 0.0))
+    return list(stuck)
+
+
 def _remove_retained(ctx: Drain, config: LabConfig) -> None:
     """Archive and delete what the guard (or a plain `cdk destroy`) kept, so nothing is left and nothing lost."""
     s3, iam = ctx.target.clients("s3"), ctx.target.clients("iam")
@@ -359,6 +380,7 @@ def destroy(
                     drain(ctx, physical_id)
     if students is None:
         _remove_retained(ctx, config)
+        remove_stuck(ctx, config)
     if archive_dir is not None:
         _preserve_homes(ctx, {physical_id: unit.student for unit, resources in deployed.items() if unit.student
                               for physical_id in physical_of(resources, "AWS::EC2::Instance")})

@@ -279,3 +279,59 @@ def test_guard_policy_matches_the_functions_policy() -> None:
     accepted = make_config(guard={"after_hours": "20:00-07:00", "timezone": "Europe/Berlin", "dry_run": False,
                                   "max_usd_per_student_day": 5}).guard.policy
     assert Policy(**dataclasses.asdict(accepted)).window() is not None
+
+
+SOLO_COURSE = {"id": "mylab", "account": "123456789012", "region": "us-east-1", "expires": dt.date(2027, 1, 31)}
+
+
+def test_a_course_file_with_only_course_is_one_learner() -> None:
+    config = parse_config({"course": SOLO_COURSE}, today=TODAY)
+    assert config.classroom.mode == "solo" and config.classroom.solo and config.students == ("me",)
+    assert config.budget_usd == 30.0 and config.roster == () and config.classroom.roster is None
+    assert [(unit.construct_id, unit.stack_name, unit.student) for unit in config.stacks()] == [
+        ("LabSageMaker", "mylab-LabSageMaker", "me"), ("LabDLAMI", "mylab-LabDLAMI", "me"),
+        ("LabContainers", "mylab-LabContainers", None), ("LabRekognition", "mylab-LabRekognition", None),
+        ("LabGuard", "mylab-LabGuard", None)]
+    assert config.lab_stacks("LabDLAMI") == ["mylab-LabDLAMI"]
+    assert parse_config({"course": SOLO_COURSE, "classroom": {"mode": "solo"}}, today=TODAY) == config
+
+
+def test_shipped_solo_example_is_valid_and_round_trips(tmp_path: Path) -> None:
+    config = load_config(ROOT / "examples" / "solo.toml", today=TODAY)
+    assert config.classroom.solo
+    path = tmp_path / "again.toml"
+    path.write_text(to_toml(config))
+    assert load_config(path, today=TODAY) == config
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({}, "c: course: missing [course] table"),
+    ({"course": {**SOLO_COURSE, "id": "MyLab"}}, "c: course.id: 'MyLab' must be 3-20 of a-z 0-9 -"),
+    ({"course": {**SOLO_COURSE, "expires": dt.date(2026, 1, 1)}}, "c: course.expires: 2026-01-01 is in the past"),
+    ({"course": {**SOLO_COURSE, "account": "12"}}, "c: course.account: '12' must be a 12-digit"),
+    ({"course": SOLO_COURSE, "classroom": {"mode": "solo", "students": ["a"]}}, "c: classroom.mode: 'solo' is one"),
+    ({"course": SOLO_COURSE, "classroom": {"mode": "single-account"}}, "c: students: must be a non-empty list"),
+    ({"course": SOLO_COURSE, "classroom": {"mode": "alone"}}, "c: classroom.mode: 'alone' must be one of 'solo'"),
+])
+def test_bad_solo_input_is_one_line_naming_the_field(raw: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, source="c", today=TODAY)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_students_under_classroom_as_the_hint_says() -> None:
+    raw = course_raw(classroom={"students": ["alice", "bob"]})
+    del raw["students"]
+    config = parse_config(raw, today=TODAY)
+    assert config.students == ("alice", "bob") and config.classroom.mode == "single-account"
+    assert config == make_config()
+    with pytest.raises(ConfigError, match=r"^config: classroom.students: give the students once"):
+        parse_config(course_raw(classroom={"students": ["alice"]}), today=TODAY)
+    with pytest.raises(ConfigError, match=r"^config: classroom.students\[1\]: 'alice' is listed twice"):
+        parse_config({**raw, "classroom": {"students": ["alice", "alice"]}}, today=TODAY)
+
+
+def test_budget_is_a_default_not_a_requirement() -> None:
+    raw = course_raw()
+    del raw["course"]["budget_usd"]
+    assert parse_config(raw, today=TODAY).budget_usd == 30.0

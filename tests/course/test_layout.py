@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from course.config import GUARDED_LABS, LabConfig
-from course.layout import CLASSROOM, LABS, StackUnit, lab_stack_names, stack_units
+from course.layout import CLASSROOM, LABS, PER_STUDENT_LABS, StackUnit, lab_stack_names, stack_units
 from course.naming import CourseNames
 from tests.conftest import per_account_config
 
@@ -37,3 +39,14 @@ def test_config_lays_out_stacks_by_its_mode(tmp_path: Path, config: LabConfig) -
     assert per_account.lab_stacks("LabDLAMI") == ["ml101-LabClassroom"]
     assert per_account.guarded_labs == ["LabRekognition"]
     assert config.guarded_labs == GUARDED_LABS == [lab for lab in LABS if lab != "LabGuard"]
+
+
+def test_solo_has_one_stack_per_lab_named_like_the_lab() -> None:
+    names = CourseNames("mylab", "123456789012", "us-east-1")
+    units = stack_units(names, ["me"], solo=True)
+    assert [unit.construct_id for unit in units] == LABS
+    assert {unit.stack_name for unit in units} == {f"mylab-{lab}" for lab in LABS}
+    assert [unit.student for unit in units if unit.lab in PER_STUDENT_LABS] == ["me", "me"]
+    assert lab_stack_names(names, ["me"], "LabSageMaker", solo=True) == ["mylab-LabSageMaker"]
+    with pytest.raises(ValueError):
+        stack_units(names, ["me", "you"], solo=True)
