@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labkit import ROOT
-from labkit.emulator import UNSET
 
 ASSEMBLY = ROOT / ".labkit" / "cdk.out"
+# A profile named in the caller's shell would override the emulator's credentials in the CLI's SDK.
+UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 # Lines the CLI and jsii print on every run that say nothing about this deploy.
 _NOISE = ("NodeVersionSupportWarning", "versions published after", "will require node", "To continue receiving",
@@ -42,7 +43,6 @@ def run_cdk(
     if allow_expired:
         context += ["-c", "labkit:allow-expired=true"]
     child_env = {
-        # A profile named in this shell would override the emulator's credentials in the CLI's SDK.
         **{key: value for key, value in os.environ.items() if not (key in UNSET and "AWS_ENDPOINT_URL" in env)},
         **env,
         # The app must run on this interpreter (the venv), whatever `python3` is on PATH.

@@ -24,6 +24,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from labkit import ROOT
+from labkit.cdk import UNSET
 from labkit.emulator_timing import Timing
 
 # moto's default account; lab.toml uses it so names derived from the account match inside the emulator.
@@ -32,9 +33,8 @@ STATE_FILE = ROOT / ".labkit" / "emulator.json"
 LOG_FILE = ROOT / ".labkit" / "emulator.log"
 # What the CDK CLI's modern bootstrap publishes, and every CDK template checks before it deploys.
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
-# An empty AWS_PROFILE is a profile named "" to boto3 and the aws CLI (`The config profile () could not be found`),
-# and a set one names a profile that may not exist: the emulator's environment has none.
-UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+# UNSET (labkit.cdk): an empty AWS_PROFILE is a profile named "" to boto3 and the aws CLI (`The config profile ()
+# could not be found`), and a set one names a profile that may not exist: the emulator's environment has none.
 
 
 def free_port() -> int:

@@ -395,6 +395,10 @@ def destroy(
     if app_units:
         _delete_stacks(config, config_path, target, app_units, result, emit)
     result.deleted_stacks = [unit.stack_name for unit in deployed]
+    if students is None:
+        # Buckets the stacks retain on delete (a solo learner's, so a plain `cdk destroy` loses nothing) stay
+        # behind them: already archived and emptied above, they go now.
+        _remove_retained(ctx, config)
     journal.record("stacks")
     emit(PhaseFinished("deleting stacks", 0.0))
     _delete_notebook_logs(target, config, None if students is None else result.stopped)

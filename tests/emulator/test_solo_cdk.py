@@ -15,7 +15,9 @@ from course.naming import SOLO_STUDENT
 from labkit.emulator import Emulator, Endpoint
 from labkit.ops.stacks import ensure_bootstrapped
 from labkit.target import Target, emulator_target
+from lab_scripts import buckets
 from lab_scripts.retained import find_left_behind, remove_left_behind
+from labkit import cli
 from tests.emulator.typed import ROOT, cdk, destroy_all, live_stacks
 
 pytestmark = pytest.mark.emulator
@@ -52,7 +54,7 @@ def test_solo_course_file_is_one_learner_with_stacks_named_like_the_labs(
 
 
 def test_deploy_destroy_deploy_labsagemaker_keeps_the_learners_file(
-        solo: tuple[Endpoint, Target, LabConfig, Path], tmp_path: Path) -> None:
+        solo: tuple[Endpoint, Target, LabConfig, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     endpoint, target, config, path = solo
     s3 = target.clients("s3")
     cdk(endpoint, path, "deploy", "LabSageMaker")
@@ -73,15 +75,18 @@ def test_deploy_destroy_deploy_labsagemaker_keeps_the_learners_file(
     # The live bucket is not left behind; the kept one still is, until it is archived and removed.
     left = find_left_behind(target.clients("cloudformation"), s3, config.names)
     assert [b.name for b in left.buckets] == [first]
-    archived = remove_left_behind(target.clients("cloudformation"), s3, left, tmp_path)
-    assert [(r.bucket, r.files) for r in archived] == [(first, 1)]
-    assert (tmp_path / first / "work" / "notes.md").read_bytes() == b"# lab 1\n"
+    # labctl sees what the plain destroy kept, and its teardown archives it (checksum equal): nothing left.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli.emulator, "read_state", lambda: endpoint)
+        assert cli.main(["--config", str(path), "audit"]) == 1  # the kept bucket bills for storage
+        assert first in capsys.readouterr().out
+        assert cli.main(["--config", str(path), "teardown", "--yes", "--confirm", config.course_id,
+                         "--archive", str(tmp_path)]) == 0, capsys.readouterr().out[-3000:]
+    out = capsys.readouterr().out
+    assert "0 resources left" in out
+    assert buckets.read_archived(tmp_path / first / "manifest.json", "work/notes.md") == b"# lab 1\n"
     assert find_left_behind(target.clients("cloudformation"), s3, config.names).empty
-    cdk(endpoint, path, "destroy", "LabSageMaker", "--force")
-    # The second generation's bucket (empty) is kept too, and goes the same way.
-    left = find_left_behind(target.clients("cloudformation"), s3, config.names)
-    assert [(b.name, b.files) for b in left.buckets] == [(second, 0)]
-    remove_left_behind(target.clients("cloudformation"), s3, left, None)
+    assert live_stacks(target) == {}
 
 
 def test_deploy_all_destroy_all_deploy_all(solo: tuple[Endpoint, Target, LabConfig, Path], tmp_path: Path) -> None:
@@ -103,5 +108,5 @@ def test_deploy_all_destroy_all_deploy_all(solo: tuple[Endpoint, Target, LabConf
     destroy_all(endpoint, target, config, path)
     remove_left_behind(target.clients("cloudformation"), s3,
                        find_left_behind(target.clients("cloudformation"), s3, config.names), tmp_path)
-    assert (tmp_path / first / "work" / "model.py").read_bytes() == b"import torch\n"
+    assert buckets.read_archived(tmp_path / first / "manifest.json", "work/model.py") == b"import torch\n"
     assert find_left_behind(target.clients("cloudformation"), s3, config.names).empty

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from course.naming import CourseNames
+from lab_scripts import buckets
 from lab_scripts.retained import STUCK, find_left_behind, remove_left_behind
 
 NAMES = CourseNames("mylab", "123456789012", "us-east-1")
@@ -45,7 +46,7 @@ def test_finds_kept_buckets_and_stuck_stacks_and_removes_them_with_an_archive(aw
 
     archived = remove_left_behind(cfn, s3, found, tmp_path)
     assert [(r.bucket, r.files) for r in archived] == [(KEPT, 1)]
-    assert (tmp_path / KEPT / "work" / "notes.md").read_bytes() == b"# lab 1\n"
+    assert buckets.read_archived(tmp_path / KEPT / "manifest.json", "work/notes.md") == b"# lab 1\n"
     assert find_left_behind(cfn, s3, NAMES).empty
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert KEPT not in names and "mylab-me-123456789012-us-east-1-99999999" in names
