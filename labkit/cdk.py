@@ -10,7 +10,8 @@ from pathlib import Path
 
 from labkit import ROOT
 
-ASSEMBLY = ROOT / ".labkit" / "cdk.out"
+# Where synthesis writes the app; LABKIT_ASSEMBLY gives each parallel test worker its own.
+ASSEMBLY = Path(os.environ.get("LABKIT_ASSEMBLY", ROOT / ".labkit" / "cdk.out"))
 # A profile named in the caller's shell would override the emulator's credentials in the CLI's SDK.
 UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 

@@ -13,9 +13,12 @@ from unittest import mock
 
 import pytest
 
-from course.config import LabConfig, parse_config
-
 ROOT = Path(__file__).resolve().parent.parent
+# Parallel workers (pytest-xdist) synthesize into assemblies of their own; set before labkit.cdk is imported.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("LABKIT_ASSEMBLY", str(ROOT / ".labkit" / f"cdk.out-{os.environ['PYTEST_XDIST_WORKER']}"))
+
+from course.config import LabConfig, parse_config  # noqa: E402 - after the assembly is chosen
 TODAY = dt.date(2026, 11, 25)
 
 
