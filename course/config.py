@@ -107,6 +107,9 @@ class DlamiSettings:
     availability_zone: str | None = None
     ssh_key_name: str | None = None
     ssh_cidr: str | None = None
+    # "stopped": provision stops each new GPU instance once created (a class is often provisioned days before its
+    # first lab; a running one bills by the hour); the handout says how to start it.
+    start: str = "running"
 
 
 @dataclass(frozen=True)
@@ -486,6 +489,9 @@ def _parse_dlami(table: dict[str, Any], region: str, fail: Callable[[str, str], 
         raise fail("dlami.ssh_cidr", "SSH needs both ssh_key_name and ssh_cidr (Session Manager needs neither)")
     if key_name is not None and (not isinstance(key_name, str) or not re.fullmatch(r"[\x20-\x7e]{1,255}", key_name)):
         raise fail("dlami.ssh_key_name", f"{key_name!r} is not an EC2 key pair name")
+    start = table.get("start", defaults.start)
+    if start not in ("running", "stopped"):
+        raise fail("dlami.start", f"{start!r} must be 'running' or 'stopped'")
     if ssh_cidr is not None:
         try:
             source = ipaddress.ip_network(ssh_cidr)
@@ -494,6 +500,7 @@ def _parse_dlami(table: dict[str, Any], region: str, fail: Callable[[str, str], 
         if source.prefixlen == 0:
             raise fail("dlami.ssh_cidr", f"{ssh_cidr} opens SSH to the whole internet; give your own network")
     return DlamiSettings(
+        start=start,
         instance_type=instance_type,
         ami_type=ami_type,
         ami_id=ami_id,

@@ -138,7 +138,9 @@ def _blocks(config: LabConfig, student: str, profile: str, notebooks: dict[str, 
                    ("code", f"aws ec2 start-instances --instance-ids {gpu} {flags}\n"
                     f"{instance.session_command(gpu, region=region, profile=profile)}\n"
                     f"aws ec2 stop-instances --instance-ids {gpu} {flags}"),
-                   ("p", f"It stops after {config.dlami.idle_minutes} idle minutes.")]
+                   ("p", f"It stops after {config.dlami.idle_minutes} idle minutes."
+                    + (" It was created stopped: start it with the first command when your lab begins."
+                       if config.dlami.start == "stopped" else ""))]
     if config.containers.class_repository:
         uri = class_repository.repository_uri(config.names, student)
         blocks += [("h2", "Your container repository"),

@@ -14,13 +14,14 @@ from typing import Any
 from course.config import LabConfig
 from course.layout import LABS, PER_STUDENT_LABS, STUDENT_ACCOUNT_DIR, StackUnit
 from course.naming import STUDENT_ACCOUNT
+from lab_scripts import instance
 from lab_scripts.cost import CostEstimate, PriceTable, estimate
 from lab_scripts.inventory import SKIPPED, Found, live_stack_names
 from lab_scripts.organization import ensure_student_accounts
 from lab_scripts.quotas import Capacity, account_capacity
 from labkit.cdk import ASSEMBLY
-from labkit.deployed import STUCK, deployed_notebooks, dropped_out_stacks, stuck_stacks
-from labkit.events import Info, PhaseFinished, PhaseStarted, Sink, ignore
+from labkit.deployed import STUCK, deployed_instances, deployed_notebooks, dropped_out_stacks, stuck_stacks
+from labkit.events import Info, MachineStopped, PhaseFinished, PhaseStarted, Sink, ignore
 from labkit.ops.errors import RefusedError
 from labkit.ops.stacks import deploy, ensure_bootstrapped, synthesize
 from labkit.target import Target
@@ -188,6 +189,16 @@ def prepare(config: LabConfig, config_path: Path, target: Target, emit: Sink = i
     return plan(config, target, capacity=capacity)
 
 
+def _stop_new_instances(target: Target, config: LabConfig, students: list[str], emit: Sink) -> None:
+    """`[dlami] start = "stopped"`: each GPU instance just created stops until its student starts it."""
+    ec2 = target.clients("ec2")
+    found = deployed_instances(target, config)
+    for student in students:
+        if student in found:
+            state = instance.stop(ec2, found[student], delay=target.wait_delay)
+            emit(MachineStopped("instance", f"{found[student]} ({student})", state.state))
+
+
 def provision(config: LabConfig, config_path: Path, target: Target, the_plan: ProvisionPlan,
               emit: Sink = ignore) -> ProvisionResult:
     """Deploy what the plan creates or updates (nothing else), after creating student accounts if needed."""
@@ -203,5 +214,8 @@ def provision(config: LabConfig, config_path: Path, target: Target, the_plan: Pr
         emit(PhaseStarted("deploying stacks", len(units)))
         inventory = deploy(config, config_path, target, list(LABS), emit, synthesized=True, units=units)
         emit(PhaseFinished("deploying stacks", 0.0))
+    if config.dlami.start == "stopped":
+        _stop_new_instances(target, config, [unit.student for unit in units if unit.lab == "LabDLAMI" and unit.student],
+                            emit)
     skipped = sorted({row.type for found in inventory.values() for row in found if row.state == SKIPPED})
     return ProvisionResult(the_plan, [unit.stack_name for unit in units], skipped, inventory)

@@ -216,10 +216,26 @@ def _drain_student_accounts(ctx: Drain, stack_set_id: str) -> None:
                 ctx.emit(MachineStopped("notebook", f"{state.name} (account {account})", state.status))
         bucket = CourseNames(config.course_id, account, config.region).student(PLACEHOLDER_STUDENT).bucket
         if bucket in {b["Name"] for b in clients("s3").list_buckets().get("Buckets", [])}:
+            _freeze_bucket(clients("s3"), bucket)
+            ctx.emit(Info(f"account {account}: s3://{bucket}: new writes denied (bucket policy)"))
             archived = buckets.archive_and_empty(clients("s3"), bucket, ctx.archive_dir)
             ctx.result.archived.append(archived)
             ctx.emit(BucketArchived(f"{bucket} (account {account})", archived.files, archived.bytes,
                                     str(archived.manifest.parent) if archived.manifest else ""))
+
+
+def freeze_policy(bucket: str) -> dict[str, Any]:
+    """A bucket policy that refuses every new write: in a student's own account the student signs in as an
+    administrator, so no key of theirs can be deactivated; an explicit deny applies to them all the same. The
+    teardown only reads and deletes, so it needs no exception; a delete after the freeze removes only what the
+    archive already holds (every version is kept there)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "LabkitTeardownFreeze", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+
+
+def _freeze_bucket(s3: Any, bucket: str) -> None:
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(freeze_policy(bucket)))
 
 
 # What must happen to each resource type, in this order, before CloudFormation may delete it: machines stop

@@ -335,3 +335,10 @@ def test_budget_is_a_default_not_a_requirement() -> None:
     raw = course_raw()
     del raw["course"]["budget_usd"]
     assert parse_config(raw, today=TODAY).budget_usd == 30.0
+
+
+def test_gpu_instances_may_start_stopped() -> None:
+    assert make_config().dlami.start == "running"
+    assert make_config(dlami={"start": "stopped"}).dlami.start == "stopped"
+    with pytest.raises(ConfigError, match=r"^test.toml: dlami.start: 'paused' must be 'running' or 'stopped'$"):
+        make_config(dlami={"start": "paused"})

@@ -34,8 +34,8 @@ def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Endpoint, Target]]:
         yield endpoint, dataclasses.replace(running, env={**running.env, "CDK_VALIDATION": "false"})
 
 
-def course_file(path: Path, students: list[str]) -> LabConfig:
-    config = dataclasses.replace(make_config(course={"id": COURSE}, students=students),
+def course_file(path: Path, students: list[str], start: str = "running") -> LabConfig:
+    config = dataclasses.replace(make_config(course={"id": COURSE}, students=students, dlami={"start": start}),
                                  expires=dt.date.today() + dt.timedelta(days=30))
     path.write_text(to_toml(config))
     return config
@@ -58,8 +58,9 @@ def test_a_term_with_a_late_student_a_leaver_a_reset_and_a_second_run(
     assert first.added == ["alice", "bob", "chen"]
     provision(config, path, target, first)
 
-    # A late student: the plan shows +1, and only the changed stacks deploy (a real CloudFormation update).
-    config = course_file(path, ["alice", "bob", "chen", "dave"])
+    # A late student: the plan shows +1, and only the changed stacks deploy (a real CloudFormation update); the
+    # class now starts GPU instances stopped, days before their lab.
+    config = course_file(path, ["alice", "bob", "chen", "dave"], start="stopped")
     late = prepare(config, path, target)
     assert (late.added, late.removed) == (["dave"], [])
     assert sorted(late.to_deploy) == [f"{COURSE}-LabContainers", f"{COURSE}-LabDLAMI-dave",
@@ -69,6 +70,8 @@ def test_a_term_with_a_late_student_a_leaver_a_reset_and_a_second_run(
     assert sorted(e.stack for e in events.of(StackStarted)) == sorted(late.to_deploy)  # type: ignore[attr-defined]
     for found in (deployed_notebooks, deployed_instances, deployed_users):
         assert "dave" in found(target, config), found.__name__
+    described = target.clients("ec2").describe_instances(InstanceIds=[deployed_instances(target, config)["dave"]])
+    assert described["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped"
     assert labctl(path, "handout", "dave", "--out", str(tmp_path / "handouts")) == 0
     assert (tmp_path / "handouts" / "dave.html").exists()
 

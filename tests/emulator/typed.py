@@ -24,6 +24,9 @@ def cdk(endpoint: Endpoint, path: Path, *words: str, check: bool = True) -> subp
     env.update({"CDK_VALIDATION": "false", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
     # What a script adds to the learner's words: no approval prompt (there is no terminal).
     unattended = ["--require-approval", "never"] if words[0] == "deploy" else []
+    # Parallel test workers each synthesize into their own folder (the CLI refuses two at once in one).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    unattended += ["--output", str(ROOT / ".labkit" / f"typed-cdk.out-{worker}")] if worker else []
     done = subprocess.run([str(ROOT / "node_modules" / ".bin" / "cdk"), *words, "-c", f"labkit:config={path}",
                            *unattended, "--no-notices"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert not check or done.returncode == 0, \

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from aws_cdk import App
 
 from lab_scripts import buckets
@@ -68,6 +69,9 @@ def test_each_students_bucket_is_archived_in_their_own_account(
         clients = result.student_accounts[account]
         bucket = CourseNames("ml101", account, "us-east-1").student(PLACEHOLDER_STUDENT).bucket
         assert clients("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+        # Frozen before the archive: the student administers their own account, so a deny in the bucket policy.
+        with pytest.raises(ClientError, match="AccessDenied|Forbidden"):
+            clients("s3").put_object(Bucket=bucket, Key="late.txt", Body=b"too late")
     assert any("2 student accounts to archive" in line for line in lines)
 
 

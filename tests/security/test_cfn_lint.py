@@ -6,17 +6,22 @@ dependencies) as of its own release, which CDK's own synthesis does not. It come
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from typing import Any
 
 import pytest
-from aws_cdk import Stack
+from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 
 from cfnlint.config import ConfigMixIn
 from cfnlint.decode.decode import decode_str
 from cfnlint.runner import Runner
+
+from course.config import parse_config
+from stacks import build_app
+from tests.conftest import TODAY, cdk_context
 
 # Rules not run, each with the reason. Nothing is ignored: a warning is fixed where the template is made.
 IGNORED: dict[str, str] = {}
@@ -50,14 +55,18 @@ def findings(template: dict[str, Any]) -> list[str]:
 def all_templates(app: Any, per_account_app: Any) -> dict[str, dict[str, Any]]:
     single = {f"single-account {name}": body for name, body in templates_of(app).items()}
     per_account = {f"account-per-student {name}": body for name, body in templates_of(per_account_app).items()}
-    return {**single, **per_account}
+    solo = parse_config({"course": {"id": "mylab", "account": "123456789012", "region": "us-east-1",
+                                    "expires": dt.date(2027, 1, 31)}}, today=TODAY)
+    alone = {f"solo {name}": body for name, body in templates_of(build_app(App(context=cdk_context()), solo)).items()}
+    return {**single, **per_account, **alone}
 
 
 def test_every_template_of_both_modes_is_checked(all_templates: dict[str, dict[str, Any]]) -> None:
     names = set(all_templates)
     assert {"single-account ml101-LabContainers", "single-account ml101-LabSageMaker-alice",
             "account-per-student ml101-LabClassroom", "account-per-student LabStudent"} <= names
-    assert len(names) == 12  # 8 stacks of a 2-student class, 3 class stacks and the student template
+    # 8 stacks of a 2-student class, 3 class stacks and the student template, 5 stacks of a solo learner
+    assert len(names) == 17 and "solo mylab-LabSageMaker" in names
 
 
 def test_no_cfn_lint_errors_or_warnings(all_templates: dict[str, dict[str, Any]]) -> None:
