@@ -294,7 +294,7 @@ def print_guard_report(report: Report) -> None:
 def print_plan(config: LabConfig, plan: ProvisionPlan, out: Console | None = None) -> None:
     """The change a provision makes, per student group, then the class stacks: a page, not a list of stacks."""
     out = out or console
-    class_rows = [[row.stack_name, str(row.resources), row.change, row.types] for row in plan.stacks
+    class_rows = [[row.stack_name, str(row.resources), row.change, _brief(row.types)] for row in plan.stacks
                   if row.student in ("(class)", "(each account)")]
     out.print(table(f"plan: {len(config.students)} students ({config.classroom.mode}); class stacks",
                         ["stack", "resources", "change", "what"], class_rows))
@@ -320,6 +320,12 @@ def print_plan(config: LabConfig, plan: ProvisionPlan, out: Console | None = Non
                        f"{cost.without_idle_stop_usd:.2f} USD without (`labctl cost` itemizes)"))
     for warning in plan.warnings:
         out.print(line(("warning: ", "bold yellow"), warning))
+
+
+def _brief(types: str, most: int = 5) -> str:
+    """The first kinds of a stack's resources; the plan is a page, `cdk synth` shows the rest."""
+    kinds = types.split(", ")
+    return ", ".join(kinds[:most]) + (f", +{len(kinds) - most} more kinds" if len(kinds) > most else "")
 
 
 def print_teardown_plan(plan: TeardownPlan) -> None:

@@ -268,9 +268,10 @@ def _preserve_homes(ctx: Drain, instances: dict[str, str]) -> None:
                                       delay=ctx.target.wait_delay)
     ctx.result.snapshots = records
     preserve.write_manifest(ctx.archive_dir, records)
-    for record in records:
-        ctx.emit(Info(f"{record.student}: GPU home kept as {record.snapshot_id} ({record.size_gb} GB, at most "
-                      f"{record.size_gb * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved delete`)"))
+    size = sum(record.size_gb for record in records)
+    ctx.emit(Info(f"GPU homes of {', '.join(record.student for record in records)} kept as {len(records)} snapshots "
+                  f"({size} GB, at most {size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved "
+                  "delete`; listed in the archive's preserved-snapshots.json)"))
     ctx.journal.record("preserved")
 
 
