@@ -81,13 +81,9 @@ class Journal:
     def for_course(cls, config: LabConfig, root: Path = JOURNAL_ROOT) -> "Journal":
         return cls(root / f"{config.course_id}-teardown.json")
 
-    def done(self, step: str) -> bool:
-        return step in self.data["done"]
-
-    def record(self, step: str, **extra: Any) -> None:
+    def record(self, step: str) -> None:
         if step not in self.data["done"]:
             self.data["done"].append(step)
-        self.data.update(extra)
         self._save()
 
     def _save(self) -> None:
@@ -299,14 +295,15 @@ def remove_stuck(ctx: Drain, config: LabConfig) -> list[str]:
 def _remove_retained(ctx: Drain, config: LabConfig) -> None:
     """Archive and delete what the guard (or a plain `cdk destroy`) kept, so nothing is left and nothing lost."""
     s3, iam = ctx.target.clients("s3"), ctx.target.clients("iam")
-    for user in retained_users(ctx.target, config):
+    users = retained_users(ctx.target, config)  # frozen before the buckets are archived, deleted after
+    for user in users:
         _freeze_keys(ctx, user)
     for bucket in retained_buckets(ctx.target, config):
         ctx.emit(Info(f"s3://{bucket}: kept when its stack was deleted"))
         archive_bucket(ctx, bucket)
         s3.delete_bucket(Bucket=bucket)
         ctx.result.retained.append(bucket)
-    for user in retained_users(ctx.target, config):
+    for user in users:
         _delete_access_keys(ctx, user)
         for group in iam.list_groups_for_user(UserName=user)["Groups"]:
             iam.remove_user_from_group(GroupName=group["GroupName"], UserName=user)
