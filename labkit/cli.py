@@ -35,7 +35,6 @@ from lab_scripts.organization import OrganizationError
 from labkit import ROOT, emulator
 from labkit.emulator_timing import Timing
 from labkit.cdk import CdkError
-from labkit.events import PhaseStarted
 from labkit.ops import guard as guard_ops
 from labkit.ops import handouts as handout_ops
 from labkit.ops import machines, status as status_ops
@@ -166,9 +165,7 @@ def cmd_deploy(args: argparse.Namespace, config: LabConfig) -> int:
     target = _target(args, config)
     with _view(args, "deploy") as view:
         view.print(Text(f"deploying to {target.label}"))
-        labs = _labs(args.labs)
-        view(PhaseStarted("deploying stacks", len(config.stacks(labs))))
-        inventory = deploy(config, Path(args.config), target, labs, view)
+        inventory = deploy(config, Path(args.config), target, _labs(args.labs), view)
     print_inventory(inventory)
     return 0
 

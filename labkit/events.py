@@ -45,8 +45,9 @@ class PhaseStarted(Event):
 
 @dataclass(frozen=True)
 class PhaseFinished(Event):
+    """The phase's work is done; the view times it from PhaseStarted."""
+
     title: str
-    seconds: float
 
 
 @dataclass(frozen=True)

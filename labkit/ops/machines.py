@@ -45,7 +45,7 @@ def stop_all(target: Target, config: LabConfig, emit: Sink = ignore) -> list[str
             emit(MachineStopped(kind, name, wait()))
         except (notebook.NotebookError, instance.InstanceError) as exc:
             failures.append(str(exc))
-    emit(PhaseFinished("stopping", 0.0))
+    emit(PhaseFinished("stopping"))
     return failures
 
 

@@ -21,7 +21,7 @@ from lab_scripts.organization import ensure_student_accounts
 from lab_scripts.quotas import Capacity, account_capacity
 from labkit.cdk import ASSEMBLY
 from labkit.deployed import STUCK, deployed_instances, deployed_notebooks, dropped_out_stacks, stuck_stacks
-from labkit.events import Info, MachineStopped, PhaseFinished, PhaseStarted, Sink, ignore
+from labkit.events import Info, MachineStopped, Sink, ignore
 from labkit.ops.errors import RefusedError
 from labkit.ops.stacks import deploy, ensure_bootstrapped, synthesize
 from labkit.target import Target
@@ -211,9 +211,7 @@ def provision(config: LabConfig, config_path: Path, target: Target, the_plan: Pr
     units = [unit for unit in config.stacks() if unit.stack_name in wanted]
     inventory: dict[str, list[Found]] = {}
     if units:
-        emit(PhaseStarted("deploying stacks", len(units)))
         inventory = deploy(config, config_path, target, list(LABS), emit, synthesized=True, units=units)
-        emit(PhaseFinished("deploying stacks", 0.0))
     if config.dlami.start == "stopped":
         _stop_new_instances(target, config, [unit.student for unit in units if unit.lab == "LabDLAMI" and unit.student],
                             emit)

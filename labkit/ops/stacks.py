@@ -19,7 +19,8 @@ from course.layout import StackUnit
 from lab_scripts.inventory import Found, stack_inventory
 from labkit.cdk import ASSEMBLY, CdkError, run_cdk
 from labkit.emulator import EMULATOR_ACCOUNT
-from labkit.events import Info, Sink, StackFailed, StackFinished, StackStarted, ToolOutput, ignore
+from labkit.events import (Info, PhaseFinished, PhaseStarted, Sink, StackFailed, StackFinished, StackStarted,
+                           ToolOutput, ignore)
 from labkit.ops.errors import OperationError
 from labkit.target import Target
 
@@ -138,15 +139,18 @@ def run_stacks(command: str, config: LabConfig, config_path: Path, target: Targe
 
 
 def deploy(config: LabConfig, config_path: Path, target: Target, labs: list[str], emit: Sink = ignore, *,
-           synthesized: bool = False, units: list[StackUnit] | None = None) -> dict[str, list[Found]]:
+           synthesized: bool = False, units: list[StackUnit] | None = None,
+           phase: str = "deploying stacks") -> dict[str, list[Found]]:
     """Deploy the stacks of `labs` (or just `units`), synthesizing first unless `synthesized`, and return what
-    each lab really created."""
+    each lab really created. The deploy is one phase (`phase`) of the caller's view."""
     ensure_bootstrapped(target, config, config_path, emit)
     units = config.stacks(labs) if units is None else units
     if not synthesized:
         emit(Info("synthesizing the course's stacks"))
         synthesize(target, config_path, emit)
+    emit(PhaseStarted(phase, len(units)))
     run_stacks("deploy", config, config_path, target, units, emit)
+    emit(PhaseFinished(phase))
     inventory: dict[str, list[Found]] = {}
     for unit in units:
         template: dict[str, Any] = json.loads((ASSEMBLY / f"{unit.construct_id}.template.json").read_text())

@@ -14,7 +14,7 @@ from course.config import LabConfig
 from course.layout import PER_STUDENT_LABS
 from lab_scripts import buckets, collect as collect_files
 from labkit.deployed import lab_physical_ids
-from labkit.events import Info, PhaseFinished, PhaseStarted, Sink, ignore
+from labkit.events import Info, Sink, ignore
 from labkit.ops.errors import OperationError, RefusedError
 from labkit.ops.stacks import deploy, ensure_bootstrapped, synthesize
 from labkit.ops.teardown import DestroyResult, Drain, Journal, destroy, remove_stuck
@@ -71,9 +71,8 @@ def reset(config: LabConfig, config_path: Path, target: Target, student: str, ar
                         students=[student])
     ensure_bootstrapped(target, config, config_path, emit)
     synthesize(target, config_path, emit)
-    emit(PhaseStarted("rebuilding", len(units)))
-    deploy(config, config_path, target, list(PER_STUDENT_LABS), emit, synthesized=True, units=units)
-    emit(PhaseFinished("rebuilding", 0.0))
+    deploy(config, config_path, target, list(PER_STUDENT_LABS), emit, synthesized=True, units=units,
+           phase="rebuilding")
     result = ResetResult(student, destroyed)
     bucket = student_bucket(target, config, student)
     for archived in destroyed.archived:

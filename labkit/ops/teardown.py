@@ -399,7 +399,7 @@ def destroy(
         _preserve_homes(ctx, {physical_id: unit.student for unit, resources in deployed.items() if unit.student
                               for physical_id in physical_of(resources, "AWS::EC2::Instance")})
     journal.record("drained")
-    emit(PhaseFinished("archiving", 0.0))
+    emit(PhaseFinished("archiving"))
     in_app = {unit.stack_name for unit in config.stacks()}
     emit(PhaseStarted("deleting stacks", len(deployed)))
     # Stacks the app no longer builds go first, through CloudFormation itself: they are students' stacks, which
@@ -414,7 +414,7 @@ def destroy(
         # behind them: already archived and emptied above, they go now.
         _remove_retained(ctx, config)
     journal.record("stacks")
-    emit(PhaseFinished("deleting stacks", 0.0))
+    emit(PhaseFinished("deleting stacks"))
     _delete_notebook_logs(target, config, None if students is None else result.stopped)
     # A partial destroy: what the course's remaining stacks hold (LabGuard's key, the class network) stays.
     partial = students is not None or set(labs) != set(LABS)

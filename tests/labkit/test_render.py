@@ -43,7 +43,7 @@ def test_without_a_terminal_each_finished_stack_is_one_line_and_tool_output_goes
             view(StackStarted(stack, "deploy"))
             view(ToolOutput(f"{stack} | CREATE_IN_PROGRESS | AWS::CloudFormation::Stack"))
             view(StackFinished(stack, "deploy", 1.0))
-        view(PhaseFinished("deploying stacks", 0.0))
+        view(PhaseFinished("deploying stacks"))
     lines = buffer.getvalue().splitlines()
     assert lines[0] == f"full output of the CDK CLI: {view.log_path}"
     assert [line.split(" (")[0] for line in lines[1:3]] == ["ml101-LabDLAMI: deployed",
@@ -65,7 +65,7 @@ def test_machines_and_keys_are_counted_in_the_phase_summary_not_listed(tmp_path:
         view(PhaseStarted("archiving", 1))
         view(MachineStopped("notebook", "nb-alice", "Stopped"))
         view(BucketArchived("ml101-alice-bucket", 3, 2048, "/archive"))
-        view(PhaseFinished("archiving", 0.0))
+        view(PhaseFinished("archiving"))
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "s3://ml101-alice-bucket: archived 3 objects, 2.0 KB -> /archive"
     assert lines[1].startswith("archiving: 1 done (3 objects, 2.0 KB archived); 1 notebooks stopped in ")
