@@ -97,8 +97,10 @@ def _view(args: argparse.Namespace, command: str, out: Console | None = None) ->
     return view
 
 
-def print_class_status(target: Target, config: LabConfig, fmt: str = "table") -> None:
-    """Each student's environments: in this account, or (account-per-student mode) in their own account."""
+def print_class_status(target: Target, config: LabConfig, fmt: str = "table",
+                       rows: list[status_ops.StudentStatus] | None = None) -> None:
+    """Each student's environments: in this account, or (account-per-student mode) in their own account.
+    `rows`: the students' status when the caller has read it already."""
     if config.classroom.per_account:
         rows = status_ops.account_status(target, config)
         if fmt == "json":
@@ -108,8 +110,8 @@ def print_class_status(target: Target, config: LabConfig, fmt: str = "table") ->
                             ["student", "name", "account", "labs (stack set instance)"],
                             [[r.student, r.name, r.account, r.environment] for r in rows]))
     else:
-        print_status(status_ops.status(target, config), f"{config.course_id}: each student's environments on "
-                     f"{target.label}", fmt)
+        print_status(status_ops.status(target, config) if rows is None else rows,
+                     f"{config.course_id}: each student's environments on {target.label}", fmt)
     if fmt == "table":
         for problem in status_ops.course_state(target, config).problems:
             console.print(line(("attention: ", "bold red"), problem))
@@ -119,7 +121,7 @@ def summarise_status(target: Target, config: LabConfig) -> None:
     """After a provision: one line for the class, the table only when it is small (`labctl status` shows all)."""
     rows = status_ops.status(target, config) if not config.classroom.per_account else []
     if not rows or len(rows) <= 10:
-        print_class_status(target, config)
+        print_class_status(target, config, rows=rows or None)
         return
     notebooks = sum(row.notebook_state == "InService" for row in rows)
     gpus = sum(row.instance_state in ("running", "stopped") for row in rows)

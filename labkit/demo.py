@@ -170,7 +170,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if {row.notebook_state for row in rows} != {"Stopped"} or {row.instance_state for row in rows} != {"stopped"}:
             raise RuntimeError("after stop-all, some environment still runs")
 
-        console.rule("7/7 labctl teardown (confirmed by the demo: a throwaway emulator): freeze, archive, delete, audit")
+        console.rule("7/7 labctl teardown (the demo confirms: a throwaway emulator): freeze, archive, delete, audit")
         archive = Path(args.archive) if args.archive else archive_dir_for(config)
         print_teardown_plan(teardown_plan(target, config, archive))
         result = teardown(config, demo_config, target, archive, view)

@@ -157,7 +157,8 @@ class LiveView:
             self._end(f"s3://{event.bucket}", f"archived {event.objects} objects, {_size(event.bytes)}{where}",
                       counts=True)
         elif isinstance(event, MachineStopped):
-            self._end(f"{event.kind} {event.name}", event.state, key=f"stop:{event.kind}:{event.name}", tally=f"{event.kind}s stopped",
+            self._end(f"{event.kind} {event.name}", event.state, key=f"stop:{event.kind}:{event.name}",
+                      tally=f"{event.kind}s stopped",
                       counts=self.phase is not None and self.phase.title == "stopping")
         elif isinstance(event, (KeysDeactivated, KeysDeleted)):
             verb = "deactivated" if isinstance(event, KeysDeactivated) else "deleted"
@@ -298,10 +299,8 @@ def print_plan(config: LabConfig, plan: ProvisionPlan, out: Console | None = Non
                   if row.student in ("(class)", "(each account)")]
     out.print(table(f"plan: {len(config.students)} students ({config.classroom.mode}); class stacks",
                         ["stack", "resources", "change", "what"], class_rows))
-    per_student = {row.stack_name.rsplit("-", 1)[0].removeprefix(f"{config.course_id}-"): row for row in plan.stacks
-                   if row.student not in ("(class)", "(each account)")}
-    each = ", ".join(f"{lab} ({row.resources} resources)" for lab, row in sorted(
-        {name.rsplit("-", 1)[0] if "-" in name else name: row for name, row in per_student.items()}.items()))
+    per_lab = {row.lab: row.resources for row in plan.stacks if row.student in config.students}
+    each = ", ".join(f"{lab} ({resources} resources)" for lab, resources in sorted(per_lab.items()))
     updated = sorted({row.student for row in plan.stacks if row.change == "update" and row.student in config.students})
     for label, students, style in (("add", plan.added, "green"), ("update", updated, "yellow"),
                                    ("unchanged", [s for s in plan.unchanged if s not in updated], "dim"),

@@ -127,8 +127,8 @@ def _blocks(config: LabConfig, student: str, profile: str, notebooks: dict[str, 
                     f"aws sagemaker create-presigned-notebook-instance-url --notebook-instance-name {name} {flags}\n"
                     f"aws sagemaker stop-notebook-instance --notebook-instance-name {name} {flags}"),
                    ("p", f"It stops itself after {config.sagemaker.idle_minutes} idle minutes. Your bucket: "
-                    f"s3://{buckets.get(student, config.names.student(student).bucket)}; the notebook's folder is copied to its "
-                    "notebook/ prefix every few minutes and before the notebook stops.")]
+                    f"s3://{buckets.get(student, config.names.student(student).bucket)}; the notebook's folder is "
+                    "copied to its notebook/ prefix every few minutes and before the notebook stops.")]
     if student in instances:
         gpu = instances[student]
         login = DLAMIS[config.dlami.ami_type].login_user
@@ -146,7 +146,8 @@ def _blocks(config: LabConfig, student: str, profile: str, notebooks: dict[str, 
         blocks += [("h2", "Your container repository"),
                    ("p", f"Push your images to {uri} (yours alone; tags cannot be overwritten, so push a new tag per "
                     f"version). The course's base images are in {class_repository.repository_uri(config.names)}."),
-                   ("code", f"{class_repository.login_command(config.names)} # add --profile {profile} to the aws part\n"
+                   ("code", f"{class_repository.login_command(config.names)} "
+                    f"# add --profile {profile} to the aws part\n"
                     f"docker tag my-image {uri}:lab1\ndocker push {uri}:lab1")]
     blocks += [("p", DONE_FOR_THE_DAY)]
     return blocks

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ DAYS_PER_MONTH = 30
 @dataclass(frozen=True)
 class PlannedStack:
     stack_name: str
+    lab: str
     student: str
     resources: int
     types: str
@@ -57,8 +58,6 @@ class ProvisionPlan:
         return [row.stack_name for row in self.stacks if row.change != "unchanged"]
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {"added": self.added, "removed": self.removed, "unchanged": self.unchanged,
                 "stacks": [asdict(row) for row in self.stacks], "capacity": [asdict(c) for c in self.capacity],
                 "cost": self.cost.to_dict(), "warnings": self.warnings}
@@ -155,13 +154,13 @@ def plan(config: LabConfig, target: Target, assembly: Path = ASSEMBLY, *,
     for unit in config.stacks():
         template = _template(assembly / f"{unit.construct_id}.template.json")
         resources, types = _kinds(template)
-        rows.append(PlannedStack(unit.stack_name, unit.student or "(class)", resources, types,
+        rows.append(PlannedStack(unit.stack_name, unit.lab, unit.student or "(class)", resources, types,
                                  _change(target, unit, template, live)))
     if config.classroom.per_account:
         # What the stack set puts in every student's account (LabClassroom writes it beside its own template).
         resources, types = _kinds(_template(assembly / STUDENT_ACCOUNT_DIR / f"{STUDENT_ACCOUNT}.template.json"))
-        rows.append(PlannedStack(config.names.stack(STUDENT_ACCOUNT), "(each account)", resources, types,
-                                 "with LabClassroom"))
+        rows.append(PlannedStack(config.names.stack(STUDENT_ACCOUNT), STUDENT_ACCOUNT, "(each account)", resources,
+                                 types, "with LabClassroom"))
     student_rows: dict[str, list[PlannedStack]] = {}
     for row in rows:
         if row.student in config.students:
@@ -203,8 +202,9 @@ def provision(config: LabConfig, config_path: Path, target: Target, the_plan: Pr
               emit: Sink = ignore) -> ProvisionResult:
     """Deploy what the plan creates or updates (nothing else), after creating student accounts if needed."""
     if config.classroom.per_account:
+        rows = [(row.id, row.email, row.account) for row in config.roster]
         accounts = ensure_student_accounts(target.clients("organizations"), str(config.classroom.organizational_unit),
-                                           config.course_id, [(row.id, row.email, row.account) for row in config.roster],
+                                           config.course_id, rows,
                                            echo=lambda line: emit(Info(line)))
         emit(Info(f"{len(accounts)} student accounts in {config.classroom.organizational_unit}"))
     wanted = set(the_plan.to_deploy)
