@@ -12,7 +12,7 @@ from course.layout import LABS, PER_STUDENT_LABS, StackUnit
 from course.naming import TAG_COURSE
 from lab_scripts import notebook
 from lab_scripts.inventory import live_stack_names, physical_ids_by_student
-from lab_scripts.retained import STUCK, find_left_behind
+from lab_scripts.retained import STUCK, LeftBehind, find_left_behind
 from labkit.target import Target, parallel
 
 def stack_status(target: Target, stack_name: str) -> str | None:
@@ -34,10 +34,14 @@ def stack_resources(target: Target, stack_name: str) -> list[dict[str, Any]] | N
     return [row for page in pages for row in page["StackResourceSummaries"] if row.get("LogicalResourceId")]
 
 
-def stuck_stacks(target: Target, config: LabConfig) -> dict[str, str]:
+def left_behind(target: Target, config: LabConfig) -> LeftBehind:
+    """What no deploy goes on from: course buckets no live stack holds, and stacks stuck in a state (STUCK)."""
+    return find_left_behind(target.clients("cloudformation"), target.clients("s3"), config.names)
+
+
+def stuck_stacks(target: Target, config: LabConfig, found: LeftBehind | None = None) -> dict[str, str]:
     """Stack name -> status, for the course's stacks in a state no deploy can go on from (retained.STUCK)."""
-    found = find_left_behind(target.clients("cloudformation"), target.clients("s3"), config.names)
-    return {stack.name: stack.status for stack in found.stacks}
+    return {stack.name: stack.status for stack in (found or left_behind(target, config)).stacks}
 
 
 def physical_of(resources: list[dict[str, Any]], kind: str) -> list[str]:
@@ -62,11 +66,10 @@ def course_tagged(tags: list[dict[str, str]], config: LabConfig) -> bool:
     return {"Key": TAG_COURSE, "Value": config.course_id} in tags
 
 
-def retained_buckets(target: Target, config: LabConfig) -> list[str]:
+def retained_buckets(target: Target, config: LabConfig, found: LeftBehind | None = None) -> list[str]:
     """Course buckets (course-tagged) no live stack holds: kept with student work when the guard deleted their
     stack, or by a plain `cdk destroy` of a solo learner's notebook stack."""
-    found = find_left_behind(target.clients("cloudformation"), target.clients("s3"), config.names)
-    return [bucket.name for bucket in found.buckets]
+    return [bucket.name for bucket in (found or left_behind(target, config)).buckets]
 
 
 def retained_users(target: Target, config: LabConfig) -> list[str]:

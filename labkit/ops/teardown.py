@@ -20,13 +20,14 @@ from botocore.exceptions import ClientError
 from course.config import LabConfig
 from course.layout import LABS, StackUnit
 from course.naming import PLACEHOLDER_STUDENT, CourseNames
-from labkit import ROOT
 from lab_scripts import access_keys, buckets, class_repository, instance, notebook, preserve, prices
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.network_cleanup import clean_vpc
 from lab_scripts.organization import account_clients, stack_instance_states
-from labkit.deployed import (STUCK, live_resources, physical_of, retained_buckets, retained_users, stack_resources,
-                             stacks_to_destroy, stuck_stacks)
+from lab_scripts.retained import LeftBehind
+from labkit import ROOT
+from labkit.deployed import (STUCK, left_behind, live_resources, physical_of, retained_buckets, retained_users,
+                             stack_resources, stacks_to_destroy, stuck_stacks)
 from labkit.events import (BucketArchived, Info, KeysDeactivated, KeysDeleted, MachineStopped, PhaseFinished,
                            PhaseStarted, Sink, StackFinished, StackStarted, StepDone, Warning, ignore)
 from labkit.ops.errors import OperationError
@@ -271,11 +272,11 @@ def _preserve_homes(ctx: Drain, instances: dict[str, str]) -> None:
     ctx.journal.record("preserved")
 
 
-def remove_stuck(ctx: Drain, config: LabConfig) -> list[str]:
+def remove_stuck(ctx: Drain, config: LabConfig, found: LeftBehind | None = None) -> list[str]:
     """The course's stacks in a state no deploy can go on from (REVIEW_IN_PROGRESS after an interrupted deploy,
     ROLLBACK_COMPLETE, DELETE_FAILED ...): archive any bucket they still hold, then delete them."""
     cfn = ctx.target.clients("cloudformation")
-    stuck = stuck_stacks(ctx.target, config)
+    stuck = stuck_stacks(ctx.target, config, found)
     for name, status in stuck.items():
         ctx.emit(StackStarted(name, "destroy"))
         ctx.emit(Info(f"{name}: {status} ({STUCK[status]})"))
@@ -292,13 +293,13 @@ def remove_stuck(ctx: Drain, config: LabConfig) -> list[str]:
     return list(stuck)
 
 
-def _remove_retained(ctx: Drain, config: LabConfig) -> None:
+def _remove_retained(ctx: Drain, config: LabConfig, found: LeftBehind | None = None) -> None:
     """Archive and delete what the guard (or a plain `cdk destroy`) kept, so nothing is left and nothing lost."""
     s3, iam = ctx.target.clients("s3"), ctx.target.clients("iam")
     users = retained_users(ctx.target, config)  # frozen before the buckets are archived, deleted after
     for user in users:
         _freeze_keys(ctx, user)
-    for bucket in retained_buckets(ctx.target, config):
+    for bucket in retained_buckets(ctx.target, config, found):
         ctx.emit(Info(f"s3://{bucket}: kept when its stack was deleted"))
         archive_bucket(ctx, bucket)
         s3.delete_bucket(Bucket=bucket)
@@ -393,8 +394,9 @@ def destroy(
                 for physical_id in physical_of(resources, kind):
                     drain(ctx, physical_id)
     if students is None:
-        _remove_retained(ctx, config)
-        remove_stuck(ctx, config)
+        found = left_behind(target, config)  # one read for the kept buckets and the stuck stacks
+        _remove_retained(ctx, config, found)
+        remove_stuck(ctx, config, found)
     if archive_dir is not None:
         _preserve_homes(ctx, {physical_id: unit.student for unit, resources in deployed.items() if unit.student
                               for physical_id in physical_of(resources, "AWS::EC2::Instance")})
