@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -149,10 +150,38 @@ def _pause_guard(ctx: Drain, rule: str) -> None:
     ctx.emit(Info(f"{rule}: disabled, the guard does not run during the teardown"))
 
 
+def _request_stop_notebook(ctx: Drain, arn: str) -> None:
+    try:
+        notebook.stop(ctx.target.clients("sagemaker"), arn.rsplit("/", 1)[-1], wait=False)
+    except notebook.NotebookError:
+        pass  # the waiting pass below reports it
+
+
+def _request_stop_instance(ctx: Drain, instance_id: str) -> None:
+    try:
+        instance.stop(ctx.target.clients("ec2"), instance_id, wait=False)
+    except instance.InstanceError:
+        pass
+
+
 def archive_bucket(ctx: Drain, bucket: str) -> None:
-    # Safe to repeat: a rerun archives into the interrupted run's folder, adding only what is new, and empties
-    # only what the verified archive holds.
-    archived = buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir)
+    _record_archive(ctx, bucket, buckets.archive_and_empty(ctx.target.clients("s3"), bucket, ctx.archive_dir))
+
+
+def _archive_buckets(ctx: Drain, names: list[str]) -> None:
+    """ARCHIVE_WORKERS buckets at a time (each is a loop of S3 round trips, so a class's would add up); each
+    is recorded as it finishes. Safe to repeat: a rerun archives into the interrupted run's folder, adding only
+    what is new, and empties only what the verified archive holds."""
+    s3 = ctx.target.clients("s3")
+    with ThreadPoolExecutor(max_workers=ARCHIVE_WORKERS) as pool:
+        running = {pool.submit(buckets.archive_and_empty, s3, name, ctx.archive_dir): name for name in names}
+        for done in as_completed(running):
+            _record_archive(ctx, running[done], done.result())
+    order = {name: index for index, name in enumerate(names)}
+    ctx.result.archived.sort(key=lambda archived: order.get(archived.bucket, -1))
+
+
+def _record_archive(ctx: Drain, bucket: str, archived: buckets.ArchiveResult) -> None:
     ctx.result.archived.append(archived)
     ctx.journal.record(f"archive:{bucket}")
     ctx.emit(BucketArchived(bucket, archived.files, archived.bytes,
@@ -250,6 +279,13 @@ DRAIN: dict[str, Callable[[Drain, str], None]] = {
     "AWS::ECR::Repository": _empty_repository,
     "AWS::CloudFormation::StackSet": _drain_student_accounts,
 }
+# Asked of every machine before DRAIN waits for any: the machines stop together, not one waiter after another.
+REQUEST_STOP: dict[str, Callable[[Drain, str], None]] = {
+    "AWS::SageMaker::NotebookInstance": _request_stop_notebook,
+    "AWS::EC2::Instance": _request_stop_instance,
+}
+# Buckets archived at once (S3 serves each bucket's requests independently).
+ARCHIVE_WORKERS = 8
 # After every bucket is archived: what deletes rather than freezes.
 AFTER_ARCHIVE: dict[str, Callable[[Drain, str], None]] = {
     "AWS::IAM::User": _delete_access_keys,
@@ -388,11 +424,14 @@ def destroy(
             deployed[unit] = resources
     emit(PhaseStarted("archiving", sum(len(physical_of(r, "AWS::S3::Bucket")) for r in deployed.values())))
     # Kind by kind across all stacks: every machine stops and every key is frozen before any bucket is archived.
-    for steps in (DRAIN, AFTER_ARCHIVE):
+    for steps in (REQUEST_STOP, DRAIN, AFTER_ARCHIVE):
         for kind, drain in steps.items():
-            for resources in deployed.values():
-                for physical_id in physical_of(resources, kind):
-                    drain(ctx, physical_id)
+            found = [physical_id for resources in deployed.values() for physical_id in physical_of(resources, kind)]
+            if drain is archive_bucket and len(found) > 1:
+                _archive_buckets(ctx, found)
+                continue
+            for physical_id in found:
+                drain(ctx, physical_id)
     if students is None:
         found = left_behind(target, config)  # one read for the kept buckets and the stuck stacks
         _remove_retained(ctx, config, found)
