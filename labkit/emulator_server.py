@@ -10,7 +10,8 @@ moto creates SageMaker notebook instances without their template `Tags` (so the 
 course-tagged resources, would find no notebook to stop), and it crashes on an `AWS::KMS::Key` with tags in
 CloudFormation's Key/Value form (and stores its key policy so that DescribeKey fails). `patch_moto` gives
 both resources their tags, and the key a readable policy, as AWS does. CloudFormation's update and failed-delete
-paths are fixed by `labkit.emulator_cfn` (see there).
+paths are fixed by `labkit.emulator_cfn`, and `AWS::CloudFormation::StackSet` is implemented by
+`labkit.emulator_stackset` (see there).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from moto.ssm.models import Parameter, ssm_backends
 
 from course.catalog import DLAMIS
 from labkit.emulator_cfn import patch_cloudformation
+from labkit.emulator_stackset import patch_stack_sets
 from labkit.emulator_timing import CFN_BURST, Timing, patch_timing
 
 EMULATOR_ACCOUNT = "123456789012"
@@ -59,6 +61,12 @@ def seed(region: str, account: str = EMULATOR_ACCOUNT) -> dict[str, str]:
         )
         published[dlami.ssm_parameter] = image.id
     return published
+
+
+def seed_member(region: str, account: str) -> None:
+    """`seed` once per account: a stack set's member account resolves the DLAMI parameter like the class account."""
+    if not all(dlami.ssm_parameter in ssm_backends[account][region]._parameters for dlami in DLAMIS.values()):
+        seed(region, account)
 
 
 def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
@@ -101,6 +109,7 @@ def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
     assign(FakeBucket, "create_from_cloudformation_json", classmethod(bucket_with_versioning))
     assign(KmsBackend, "create_key", key_with_tags)
     patch_cloudformation(assign)
+    patch_stack_sets(assign, seed_member)
 
 
 def main() -> None:
