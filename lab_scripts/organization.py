@@ -155,27 +155,37 @@ def ensure_student_accounts(org: Any, ou_id: str, course: str, students: Sequenc
     return accounts
 
 
+def _instances(cfn: Any, stack_set_name: str, call_as: str) -> list[dict[str, Any]]:
+    """The stack set's instance summaries; [] when there is no stack set. moto lists them in one page."""
+    try:
+        return [instance for page in cfn.get_paginator("list_stack_instances").paginate(
+            StackSetName=stack_set_name, CallAs=call_as) for instance in page["Summaries"]]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "StackSetNotFoundException":
+            return []
+        raise
+
+
 def stack_instance_states(cfn: Any, stack_set_name: str, *, call_as: str = "SELF") -> dict[str, str]:
     """{account: state} of the stack set's instances, e.g. "CURRENT (SUCCEEDED)"; {} when there is no stack set.
 
-    An account reports its worst region: its labs are only ready when every region is.
-    moto lists every instance in one page and ignores CallAs.
+    An account reports its worst region: its labs are only ready when every region is. moto ignores CallAs.
     """
     states: dict[str, tuple[int, str]] = {}
-    try:
-        for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=stack_set_name, CallAs=call_as):
-            for instance in page["Summaries"]:
-                status = instance.get("Status", "INOPERABLE")
-                detail = instance.get("StackInstanceStatus", {}).get("DetailedStatus")
-                rank = _STATE_ORDER.index(status) if status in _STATE_ORDER else len(_STATE_ORDER)
-                text = f"{status} ({detail})" if detail else status
-                if instance["Account"] not in states or rank > states[instance["Account"]][0]:
-                    states[instance["Account"]] = (rank, text)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "StackSetNotFoundException":
-            return {}
-        raise
+    for instance in _instances(cfn, stack_set_name, call_as):
+        status = instance.get("Status", "INOPERABLE")
+        detail = instance.get("StackInstanceStatus", {}).get("DetailedStatus")
+        rank = _STATE_ORDER.index(status) if status in _STATE_ORDER else len(_STATE_ORDER)
+        text = f"{status} ({detail})" if detail else status
+        if instance["Account"] not in states or rank > states[instance["Account"]][0]:
+            states[instance["Account"]] = (rank, text)
     return {account: text for account, (_, text) in states.items()}
+
+
+def instance_stacks(cfn: Any, stack_set_name: str, *, region: str, call_as: str = "SELF") -> dict[str, str]:
+    """{account: stack id} of the stack set's stacks in `region`: what each student account holds is read there."""
+    return {instance["Account"]: instance["StackId"] for instance in _instances(cfn, stack_set_name, call_as)
+            if instance.get("Region") == region and instance.get("StackId")}
 
 
 def remove_stack_instances(cfn: Any, stack_set_name: str, ou_ids: Sequence[str], regions: Sequence[str], *,

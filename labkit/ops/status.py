@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 
 from course.config import LabConfig
+from course.roster import Student
 from course.naming import STUDENT_ACCOUNT
 from lab_scripts import access_keys, instance, notebook
 from lab_scripts.organization import stack_instance_states, student_accounts
-from labkit.deployed import STUCK, deployed_instances, deployed_notebooks, deployed_users, stuck_stacks
+from labkit.deployed import STUCK, physical_of, deployed_instances, deployed_notebooks, deployed_users, stuck_stacks
+from labkit.ops.accounts import deployed_accounts, notebook_names
 from labkit.ops.teardown import unfinished_teardown
 from labkit.target import Target, parallel
 
@@ -36,6 +38,10 @@ class AccountStatus:
     name: str
     account: str
     environment: str
+    # Read in the student's account from the stack set's stack there ("-" without one).
+    notebook_state: str = "-"
+    bucket: str = "-"
+    instance_state: str = "-"
 
 
 @dataclass
@@ -46,15 +52,29 @@ class CourseState:
 
 
 def account_status(target: Target, config: LabConfig) -> list[AccountStatus]:
-    """Each student's account (from its Organizations tags) and the stack set's instance there."""
+    """Each student's account (from its Organizations tags), the stack set's instance there, and the notebook,
+    bucket and GPU instance of that instance's stack, read in the account itself."""
     accounts = student_accounts(target.clients("organizations"), config.course_id)
     states = stack_instance_states(target.clients("cloudformation"), config.names.stack(STUDENT_ACCOUNT))
-    rows = []
-    for row in config.roster:
+    deployed = deployed_accounts(target, config) if states else {}
+
+    def read(row: Student) -> AccountStatus:
         account = accounts.get(row.id) or row.account or ""
         state = states.get(account, "not deployed") if account else "no account yet"
-        rows.append(AccountStatus(row.id, row.name, account or "-", state))
-    return rows
+        found = deployed.get(account)
+        if found is None:
+            return AccountStatus(row.id, row.name, account or "-", state)
+        resources = found.resources()
+        sm, ec2 = found.target.clients("sagemaker"), found.target.clients("ec2")
+        notebooks = notebook_names(resources)
+        gpus = physical_of(resources, "AWS::EC2::Instance")
+        return AccountStatus(
+            row.id, row.name, account, state,
+            _state(lambda: notebook.status(sm, notebooks[0]).status) if notebooks else "not deployed",
+            ", ".join(physical_of(resources, "AWS::S3::Bucket")) or "-",
+            _state(lambda: instance.status(ec2, gpus[0]).state) if gpus else "not deployed")
+
+    return parallel(read, list(config.roster))
 
 
 def status(target: Target, config: LabConfig) -> list[StudentStatus]:

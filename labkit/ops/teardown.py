@@ -20,17 +20,16 @@ from botocore.exceptions import ClientError
 
 from course.config import LabConfig
 from course.layout import LABS, StackUnit
-from course.naming import PLACEHOLDER_STUDENT, CourseNames
 from lab_scripts import access_keys, buckets, class_repository, instance, notebook, preserve, prices
 from lab_scripts.audit import NOTEBOOK_LOG_GROUP, AuditReport, audit_course
 from lab_scripts.network_cleanup import clean_vpc
-from lab_scripts.organization import account_clients, stack_instance_states
 from lab_scripts.retained import LeftBehind
 from labkit import ROOT
 from labkit.deployed import (STUCK, left_behind, live_resources, physical_of, retained_buckets, retained_users,
                              stack_resources, stacks_to_destroy, stuck_stacks)
 from labkit.events import (BucketArchived, Info, KeysDeactivated, KeysDeleted, MachineStopped, PhaseFinished,
                            PhaseStarted, Sink, StackFinished, StackStarted, StepDone, Warning, ignore)
+from labkit.ops.accounts import deployed_accounts, notebook_names
 from labkit.ops.errors import OperationError
 from labkit.ops.stacks import run_stacks, synthesize
 from labkit.target import ClientFactory, Target
@@ -224,27 +223,29 @@ def _empty_repository(ctx: Drain, name: str) -> None:
 
 
 def _drain_student_accounts(ctx: Drain, stack_set_id: str) -> None:
-    """Account-per-student mode: in every student's own account, stop the notebook and archive the bucket, before
-    CloudFormation deletes the stack set and with it each account's stack (and bucket)."""
+    """Account-per-student mode: in every student's own account, stop the notebook and GPU instance, freeze and
+    archive the bucket, before CloudFormation deletes the stack set and with it each account's stack (and bucket).
+    What to drain is read from the stack set's stack in that account."""
     config = ctx.config
     assert config is not None, "destroy passes the course to the drain"
     name = stack_set_id.split(":", 1)[0]  # a StackSet's physical id is '<name>:<uuid>'
-    accounts = stack_instance_states(ctx.target.clients("cloudformation"), name)
+    accounts = deployed_accounts(ctx.target, config)
     ctx.emit(Info(f"{name}: {len(accounts)} student accounts to archive before the stack set is deleted"))
-    for account in sorted(accounts):
-        clients = account_clients(ctx.target.clients("sts"), account, region=config.region,
-                                  endpoint_url=ctx.target.env.get("AWS_ENDPOINT_URL"))
-        ctx.result.student_accounts[account] = clients
-        sm = clients("sagemaker")
-        for page in sm.get_paginator("list_notebook_instances").paginate(NameContains=config.course_id):
-            for found in page["NotebookInstances"]:
-                state = notebook.stop(sm, found["NotebookInstanceName"], delay=ctx.target.wait_delay)
-                ctx.emit(MachineStopped("notebook", f"{state.name} (account {account})", state.status))
-        bucket = CourseNames(config.course_id, account, config.region).student(PLACEHOLDER_STUDENT).bucket
-        if bucket in {b["Name"] for b in clients("s3").list_buckets().get("Buckets", [])}:
-            _freeze_bucket(clients("s3"), bucket)
+    for account, found in accounts.items():
+        ctx.result.student_accounts[account] = found.target.clients
+        resources = found.resources()
+        sm, ec2 = found.target.clients("sagemaker"), found.target.clients("ec2")
+        for name_ in notebook_names(resources):
+            state = notebook.stop(sm, name_, delay=ctx.target.wait_delay)
+            ctx.emit(MachineStopped("notebook", f"{state.name} (account {account})", state.status))
+        for instance_id in physical_of(resources, "AWS::EC2::Instance"):
+            stopped = instance.stop(ec2, instance_id, delay=ctx.target.wait_delay)
+            ctx.emit(MachineStopped("instance", f"{instance_id} (account {account})", stopped.state))
+        s3 = found.target.clients("s3")
+        for bucket in physical_of(resources, "AWS::S3::Bucket"):
+            _freeze_bucket(s3, bucket)
             ctx.emit(Info(f"account {account}: s3://{bucket}: new writes denied (bucket policy)"))
-            archived = buckets.archive_and_empty(clients("s3"), bucket, ctx.archive_dir)
+            archived = buckets.archive_and_empty(s3, bucket, ctx.archive_dir)
             ctx.result.archived.append(archived)
             ctx.emit(BucketArchived(f"{bucket} (account {account})", archived.files, archived.bytes,
                                     str(archived.manifest.parent) if archived.manifest else ""))

@@ -14,6 +14,7 @@ from aws_cdk import App
 
 from lab_scripts import buckets
 from lab_scripts.organization import account_clients, ensure_ou, ensure_student_accounts
+from labkit.emulator_stackset import patch_stack_sets
 from labkit.events import describe
 from labkit.ops.errors import RefusedError
 from labkit.ops.teardown import DRAIN, DestroyResult, Drain
@@ -23,10 +24,13 @@ from tests.conftest import per_account_config
 
 
 @pytest.fixture
-def student_accounts(aws: Any, per_account_app: App, tmp_path: Path) -> tuple[Any, dict[str, str]]:
-    """Two students' accounts in the class OU, each with LabStudent deployed by a service-managed stack set."""
+def student_accounts(aws: Any, per_account_app: App, tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, str]]:
+    """Two students' accounts in the class OU, each with LabStudent deployed by a service-managed stack set (the
+    emulator's StackSet resource: moto's own stack sets keep the members' stacks out of their accounts)."""
     from stacks.classroom_stack import LabClassroomStack
 
+    patch_stack_sets(monkeypatch.setattr)
     org = aws("organizations")
     org.create_organization(FeatureSet="ALL")
     ou = ensure_ou(org, "ml101-students")
@@ -37,11 +41,13 @@ def student_accounts(aws: Any, per_account_app: App, tmp_path: Path) -> tuple[An
     # The public DLAMI parameter exists in AWS (and the embedded emulator seeds it); in-process moto has none.
     template["Parameters"]["DlamiImageId"] = {"Type": "String", "Default": "ami-0123456789abcdef0"}
     cfn = aws("cloudformation")
-    cfn.create_stack_set(StackSetName="ml101-LabStudent", TemplateBody=json.dumps(template),
-                         PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"],
-                         AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
-    cfn.create_stack_instances(StackSetName="ml101-LabStudent", Regions=["us-east-1"],
-                               DeploymentTargets={"OrganizationalUnitIds": [ou]})
+    cfn.create_stack(StackName="ml101-LabClassroom", TemplateBody=json.dumps({"Resources": {"StackSet": {
+        "Type": "AWS::CloudFormation::StackSet", "Properties": {
+            "StackSetName": "ml101-LabStudent", "TemplateBody": json.dumps(template),
+            "PermissionModel": "SERVICE_MANAGED", "Capabilities": ["CAPABILITY_NAMED_IAM"],
+            "AutoDeployment": {"Enabled": True, "RetainStacksOnAccountRemoval": False},
+            "StackInstancesGroup": [{"DeploymentTargets": {"OrganizationalUnitIds": [ou]},
+                                     "Regions": ["us-east-1"]}]}}}}))
     return cfn, accounts
 
 
