@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from course.catalog import DLAMIS
-from course.config import LABS, ConfigError, LabConfig, load_config
+from course.config import ACCOUNT_PER_STUDENT, LABS, SINGLE_ACCOUNT, ConfigError, LabConfig, load_config
 from course.layout import PER_STUDENT_LABS
 from course.naming import STUDENT_ID
 from course.roster import UnknownStudent, find_student, normalise_id
@@ -43,8 +43,9 @@ from labkit.ops.errors import OperationError, RefusedError
 from labkit.ops.provision import ProvisionPlan, class_cost, prepare, provision
 from labkit.ops.stacks import deploy
 from labkit.ops.teardown import DestroyResult, TeardownPlan, archive_dir_for, destroy, teardown, teardown_plan
-from labkit.render import (LiveView, console, line, make_console, print_audit, print_guard_report, print_inventory,
-                           print_plan, print_status, print_teardown_plan, styled, table)
+from labkit.render import (LiveView, console, line, make_console, print_account_status, print_audit,
+                           print_guard_report, print_inventory, print_plan, print_status, print_teardown_plan, styled,
+                           table)
 from labkit.target import Target, aws_target, emulator_target
 
 # Git-ignored with the rest of .labkit; the key files in it are mode 0600.
@@ -106,9 +107,8 @@ def print_class_status(target: Target, config: LabConfig, fmt: str = "table",
         if fmt == "json":
             print(json.dumps([asdict(row) for row in rows], indent=2))
             return
-        console.print(table(f"{config.course_id}: each student's own account ({config.classroom.organizational_unit})",
-                            ["student", "name", "account", "labs (stack set instance)"],
-                            [[r.student, r.name, r.account, r.environment] for r in rows]))
+        print_account_status(rows, f"{config.course_id}: each student's own account "
+                             f"({config.classroom.organizational_unit})")
     else:
         print_status(status_ops.status(target, config) if rows is None else rows,
                      f"{config.course_id}: each student's environments on {target.label}", fmt)
@@ -442,6 +442,10 @@ def cmd_local(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_CONFIG = "lab.toml"
+DEMO_MODES = (SINGLE_ACCOUNT, ACCOUNT_PER_STUDENT)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse prints the whole usage block on a bad flag; labctl errors are one line, like every other."""
 
@@ -451,7 +455,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="labctl", description="Provision and tear down ML course labs.")
-    parser.add_argument("--config", default="lab.toml", help="course file (default: lab.toml)")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"course file (default: {DEFAULT_CONFIG})")
     parser.add_argument("--verbose", "-v", action="store_true", help="stream the CDK CLI's own output")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -467,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="deploy, show, stop, destroy and audit in a fresh embedded emulator")
     p.add_argument("--archive", help="where to archive student buckets (default: .labkit/archive/...)")
+    p.add_argument("--mode", choices=DEMO_MODES, default=DEMO_MODES[0],
+                   help="account-per-student: Organizations accounts and the LabClassroom stack set (course file: "
+                   "examples/account-per-student.toml unless --config names another)")
     with_target(sub.add_parser("deploy", help="deploy lab stacks")).add_argument("labs", nargs="*")
     p = with_target(sub.add_parser("destroy", help="archive student data, delete lab stacks, audit (dry run "
                                    "unless --yes)"))
@@ -562,6 +569,10 @@ AFTER_EXPIRY = {"destroy", "teardown", "stop-all", "guard", "audit", "status", "
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "demo" and args.mode == ACCOUNT_PER_STUDENT:
+            from labkit.demo_accounts import EXAMPLE, cmd_demo_accounts
+
+            return cmd_demo_accounts(args, EXAMPLE if args.config == DEFAULT_CONFIG else Path(args.config))
         if args.command == "demo":
             from labkit.demo import cmd_demo  # only the demo needs the sample images and the emulator's lifetime
 

@@ -30,7 +30,7 @@ from labkit import ROOT
 from labkit.events import (BucketArchived, Event, Info, KeysDeactivated, KeysDeleted, MachineStopped, PhaseFinished,
                            PhaseStarted, StackFailed, StackFinished, StackStarted, ToolOutput, Warning)
 from labkit.ops.provision import ProvisionPlan
-from labkit.ops.status import StudentStatus
+from labkit.ops.status import AccountStatus, StudentStatus
 from labkit.ops.teardown import TeardownPlan
 
 LOG_ROOT = ROOT / ".labkit" / "logs"
@@ -340,6 +340,13 @@ def print_teardown_plan(plan: TeardownPlan) -> None:
 def status_rows(rows: list[StudentStatus]) -> list[list[str | Text]]:
     return [[r.student, r.name, r.notebook, state(r.notebook_state), r.instance, state(r.instance_state),
              r.access_keys] for r in rows]
+
+
+def print_account_status(rows: list[AccountStatus], title: str) -> None:
+    """Account-per-student mode: each student's account, the stack set's instance there and its machines."""
+    console.print(table(title, ["student", "name", "account", "labs (stack set instance)", "notebook", "bucket", "GPU"],
+                        [[r.student, r.name, r.account, r.environment, r.notebook_state, r.bucket, r.instance_state]
+                         for r in rows]))
 
 
 def print_status(rows: list[StudentStatus], title: str, fmt: str = "table") -> None:

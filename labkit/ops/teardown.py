@@ -52,6 +52,8 @@ class DestroyResult:
     known: list[tuple[str, str]] = field(default_factory=list)
     # Account-per-student mode: each student account's client factory, so the audit covers those accounts too.
     student_accounts: dict[str, ClientFactory] = field(default_factory=dict)
+    # (account, VPC id) of the students' networks: the emulator's CloudFormation cannot delete a VPC there either.
+    account_vpcs: list[tuple[str, str]] = field(default_factory=list)
     deleted_stacks: list[str] = field(default_factory=list)
     # GPU instances' root volumes kept as snapshots before their stacks were deleted.
     snapshots: list[preserve.SnapshotRecord] = field(default_factory=list)
@@ -241,6 +243,7 @@ def _drain_student_accounts(ctx: Drain, stack_set_id: str) -> None:
         for instance_id in physical_of(resources, "AWS::EC2::Instance"):
             stopped = instance.stop(ec2, instance_id, delay=ctx.target.wait_delay)
             ctx.emit(MachineStopped("instance", f"{instance_id} (account {account})", stopped.state))
+        ctx.result.account_vpcs += [(account, vpc) for vpc in physical_of(resources, "AWS::EC2::VPC")]
         s3 = found.target.clients("s3")
         for bucket in physical_of(resources, "AWS::S3::Bucket"):
             _freeze_bucket(s3, bucket)
@@ -508,7 +511,8 @@ def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: 
     # stack names from the assembly, so CDK's CloudFormation validation of the templates (about 3 s) is skipped.
     synthesize(target, config_path, emit, validate=False, allow_expired=True)
     # The CLI deletes dependants first: students' GPU stacks before the class network they import.
-    vpcs = [name for kind, name in result.known if kind == "vpc"]
+    vpcs = [(target.clients, name) for kind, name in result.known if kind == "vpc"]
+    vpcs += [(result.student_accounts[account], vpc) for account, vpc in result.account_vpcs]
     finished: set[str] = set()
     try:
         run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True, finished=finished,
@@ -518,8 +522,8 @@ def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: 
             raise
         # DELETE_FAILED on a network: clear what blocks the VPCs, then delete the stacks again.
         emit(Info(f"{exc}; cleaning {len(vpcs)} VPCs directly and retrying"))
-        for vpc_id in vpcs:
-            clean_vpc(target.clients("ec2"), vpc_id, echo=lambda line: emit(Info(line)),
+        for clients, vpc_id in vpcs:
+            clean_vpc(clients("ec2"), vpc_id, echo=lambda line: emit(Info(line)),
                       wait_delay=target.wait_delay)
         # Stacks already gone are skipped by the CLI.
         run_stacks("destroy", config, config_path, target, units, emit, allow_expired=True, finished=finished)
