@@ -36,15 +36,15 @@ EXAMPLE = ROOT / "examples" / "account-per-student.toml"
 DEMO_DIR = ROOT / ".labkit" / "demo-accounts"
 
 
-def demo_course(source: LabConfig, ou: str, students: int) -> tuple[LabConfig, Path]:
+def demo_course(source: LabConfig, ou: str, students: int, directory: Path = DEMO_DIR) -> tuple[LabConfig, Path]:
     """The course file the demo's operations read: the emulator's OU and the first `students` roster rows."""
-    DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    roster = DEMO_DIR / "roster.csv"
+    directory.mkdir(parents=True, exist_ok=True)
+    roster = directory / "roster.csv"
     roster.write_text("id,name,email\n" + "".join(f"{r.id},{r.name},{r.email}\n" for r in source.roster[:students]))
     classroom = dataclasses.replace(source.classroom, organizational_unit=ou, roster=roster)
     config = dataclasses.replace(source, classroom=classroom,
                                  expires=dt.date.today() + dt.timedelta(days=DEMO_COURSE_DAYS))
-    path = DEMO_DIR / "course.toml"
+    path = directory / "course.toml"
     path.write_text(to_toml(config))
     return load_config(path), path
 
