@@ -114,6 +114,13 @@ def _demo_containers(target: Target, endpoint: emulator.Endpoint, config: LabCon
         console.print(Text(f"note: {image.note}"))
 
 
+def refuse_other_account(config: LabConfig, source: str) -> None:
+    """The demos deploy only into the emulator's account: a course file for a real account is a mistake here."""
+    if config.account != emulator.EMULATOR_ACCOUNT:
+        raise RefusedError(f"the demo runs in the embedded emulator, account {emulator.EMULATOR_ACCOUNT}; "
+                           f"{source} names {config.account}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: deploy into a fresh emulator, show it, stop, destroy with archive, prove nothing is left."""
     started = time.monotonic()
@@ -126,9 +133,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     demo_config.write_text(to_toml(config))
     console.print(Text(f"demo course '{config.course_id}' from {args.config}, expiring {config.expires} in the "
                        "emulator"))
-    if config.account != emulator.EMULATOR_ACCOUNT:
-        raise RefusedError(f"the demo runs in the embedded emulator, account {emulator.EMULATOR_ACCOUNT}; "
-                           f"{args.config} names {config.account}")
+    refuse_other_account(config, args.config)
     view = LiveView("demo", verbose=getattr(args, "verbose", False))
     with emulator.Emulator(config.region) as endpoint, view:
         target = emulator_target(endpoint)

@@ -21,7 +21,7 @@ from course.config import LabConfig, load_config, to_toml
 from lab_scripts.buckets import ArchiveError
 from lab_scripts.organization import ensure_ou
 from labkit import ROOT, emulator
-from labkit.demo import DEMO_COURSE_DAYS, STUDENT_WORK
+from labkit.demo import DEMO_COURSE_DAYS, STUDENT_WORK, refuse_other_account
 from labkit.deployed import physical_of
 from labkit.events import Sink
 from labkit.ops import handouts as handout_ops, status as status_ops
@@ -89,9 +89,7 @@ def cmd_demo_accounts(args: argparse.Namespace, course_file: Path) -> int:
     if not source.classroom.per_account or len(source.roster) < 2:
         raise RefusedError(f"{source.course_id}: the account-per-student demo needs an account-per-student course "
                            "with a roster of at least 2 students (the last one joins late)")
-    if source.account != emulator.EMULATOR_ACCOUNT:
-        raise RefusedError(f"the demo runs in the embedded emulator, account {emulator.EMULATOR_ACCOUNT}; "
-                           f"the course file names {source.account}")
+    refuse_other_account(source, str(course_file))
     view = LiveView("demo", verbose=getattr(args, "verbose", False))
     with emulator.Emulator(source.region) as endpoint, view:
         target = emulator_target(endpoint)
