@@ -109,6 +109,9 @@ def test_status_shows_each_students_account_and_their_labs(
     _, accounts = student_accounts
     rows = {row.student: row for row in status_ops.account_status(Target("moto", aws, {}, True), ada_and_alan(tmp_path))}
     assert rows["ada"].account == accounts["ada"] and rows["ada"].environment == "CURRENT (SUCCEEDED)"
+    # Read in ada's own account, from the stack set's stack there.
+    assert rows["ada"].bucket == CourseNames("ml101", accounts["ada"], "us-east-1").student(PLACEHOLDER_STUDENT).bucket
+    assert (rows["ada"].notebook_state, rows["ada"].instance_state) == ("InService", "running")
     assert (rows["grace"].account, rows["grace"].environment) == ("-", "no account yet")
 
 

@@ -108,3 +108,17 @@ def test_a_class_larger_than_the_account_stops_provision(
 def test_a_missing_course_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], aws: Any) -> None:
     assert cli.main(["--config", str(tmp_path / "nope.toml"), "provision"]) == 2
     assert capsys.readouterr().err == f"labctl: error: {tmp_path / 'nope.toml'}: file not found\n"
+
+
+@pytest.mark.parametrize(("course_file", "expected"), [
+    ("examples/solo.toml", "mylab: the account-per-student demo needs an account-per-student course"),
+    ("examples/nowhere.toml", "nowhere.toml"),
+])
+def test_the_account_per_student_demo_refuses_another_course_in_one_line(
+        course_file: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before any emulator starts: the demo needs the account-per-student example or one like it."""
+    from labkit import ROOT
+
+    assert cli.main(["--config", str(ROOT / course_file), "demo", "--mode", "account-per-student"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
