@@ -232,6 +232,11 @@ class GuardNames:
         return f"{self.course}-guard-teardown"
 
     @property
+    def stop_role(self) -> str:
+        # Account-per-student mode: the stop-only role in each student's account that the guard assumes.
+        return f"{self.course}-guard-stop"
+
+    @property
     def log_group(self) -> str:
         return f"/aws/lambda/{self.function}"
 

@@ -100,6 +100,23 @@ def _tag_condition(course: str) -> dict[str, dict[str, str]]:
     return {"StringEquals": {f"aws:ResourceTag/{TAG_COURSE}": course}}
 
 
+def stop_statements(course: str, notebooks: str, notebook_logs: str,
+                    more_reads: tuple[str, ...] = ()) -> list[iam.PolicyStatement]:
+    """What stopping the course's idle and after-hours machines takes: find them, read their activity, stop the
+    course-tagged ones. The guard's own role holds these, and so does the stop-only role in each student account."""
+    return [
+        iam.PolicyStatement(sid="FindRunning", resources=["*"], actions=[
+            "sagemaker:ListNotebookInstances", "ec2:DescribeInstances", "cloudwatch:GetMetricStatistics",
+            *more_reads]),
+        iam.PolicyStatement(sid="ReadNotebookTags", actions=["sagemaker:ListTags"], resources=[notebooks]),
+        iam.PolicyStatement(sid="StopCourseNotebooks", actions=["sagemaker:StopNotebookInstance"],
+                            resources=[notebooks], conditions=_tag_condition(course)),
+        iam.PolicyStatement(sid="StopCourseInstances", actions=["ec2:StopInstances"], resources=["*"],
+                            conditions=_tag_condition(course)),
+        iam.PolicyStatement(sid="NotebookActivity", actions=["logs:DescribeLogStreams"], resources=[notebook_logs]),
+    ]
+
+
 class TeardownGuard(Construct):
     def __init__(self, scope: Construct, id_: str, *, props: GuardProps) -> None:
         super().__init__(scope, id_)
@@ -280,16 +297,7 @@ class TeardownGuard(Construct):
                   for suffix, kind in (("", CLASS_LABS), ("-*", PER_STUDENT_LABS)) if labs[name] in kind]
         notebook_logs = self._arn("logs", "log-group", handler.NOTEBOOK_LOG_GROUP, colon=True)
         statements = [
-            iam.PolicyStatement(sid="FindRunning", resources=["*"], actions=[
-                "sagemaker:ListNotebookInstances", "ec2:DescribeInstances", "cloudwatch:GetMetricStatistics",
-                "iam:ListUsers", "cloudformation:ListStacks"]),
-            iam.PolicyStatement(sid="ReadNotebookTags", actions=["sagemaker:ListTags"], resources=[notebooks]),
-            iam.PolicyStatement(sid="StopCourseNotebooks", actions=["sagemaker:StopNotebookInstance"],
-                                resources=[notebooks], conditions=_tag_condition(course)),
-            iam.PolicyStatement(sid="StopCourseInstances", actions=["ec2:StopInstances"], resources=["*"],
-                                conditions=_tag_condition(course)),
-            iam.PolicyStatement(sid="NotebookActivity", actions=["logs:DescribeLogStreams"],
-                                resources=[notebook_logs]),
+            *stop_statements(course, notebooks, notebook_logs, ("iam:ListUsers", "cloudformation:ListStacks")),
             iam.PolicyStatement(sid="ReadStudentKeys", actions=["iam:ListUserTags", "iam:ListAccessKeys"],
                                 resources=[users]),
             iam.PolicyStatement(sid="DeactivateStudentKeys", actions=["iam:UpdateAccessKey"], resources=[users],
@@ -307,6 +315,8 @@ class TeardownGuard(Construct):
         ]
         if settings.policy.capped:
             statements += self._meter_statements(course, notebooks)
+        reach = self._student_accounts_statements(settings)
+        statements += reach
         for statement in statements:
             role.add_to_principal_policy(statement)
         policy = role.node.find_child("DefaultPolicy")
@@ -317,10 +327,28 @@ class TeardownGuard(Construct):
                                       "requires the course tag.")
         acknowledge_wildcard_resource(policy, users, "The course's student users live under its own IAM path; "
                                       "deactivating a key also requires the course tag.")
+        for statement in reach:
+            for arn in statement.resources:
+                acknowledge_wildcard_resource(policy, arn, "Account-per-student mode: the stop-only role of the same "
+                                              "name in every student account (their ids are data in Organizations), "
+                                              "and the class stack set's instances, whose ARN ends in a generated id.")
         for arn in stacks:
             acknowledge_wildcard_resource(policy, arn, "A stack ARN ends in an id CloudFormation generates at "
                                           "creation; the name is the lab's (or '<lab>-<student>' for a student's "
                                           "stack), and delete requires the course tag.")
+
+    def _student_accounts_statements(self, settings: handler.Settings) -> list[iam.PolicyStatement]:
+        """Account-per-student mode only: list the class stack set's accounts, assume the stop-only role there."""
+        if not settings.student_stack_set:
+            return []
+        path = self._props.names.iam_path
+        return [
+            iam.PolicyStatement(sid="FindStudentAccounts", actions=["cloudformation:ListStackInstances"],
+                                resources=[self._arn("cloudformation", "stackset", f"{settings.student_stack_set}:*")]),
+            iam.PolicyStatement(sid="StopInStudentAccounts", actions=["sts:AssumeRole"],
+                                resources=[self._arn("iam", "role", f"{path.strip('/')}/{settings.student_role}",
+                                                     region="", account="*")]),
+        ]
 
     @staticmethod
     def _meter_statements(course: str, notebooks: str) -> list[iam.PolicyStatement]:

@@ -19,17 +19,19 @@ from rich.text import Text
 
 from course.config import LabConfig, load_config, to_toml
 from lab_scripts.buckets import ArchiveError
+from lab_scripts.guard_fn.handler import DONE, Report
 from lab_scripts.organization import ensure_ou
 from labkit import ROOT, emulator
 from labkit.demo import DEMO_COURSE_DAYS, STUDENT_WORK, refuse_other_account
 from labkit.deployed import physical_of
 from labkit.events import Sink
-from labkit.ops import handouts as handout_ops, status as status_ops
+from labkit.ops import guard as guard_ops, handouts as handout_ops, status as status_ops
 from labkit.ops.accounts import deployed_accounts
 from labkit.ops.errors import RefusedError
 from labkit.ops.provision import prepare, provision
 from labkit.ops.teardown import archive_dir_for, teardown, teardown_plan
-from labkit.render import LiveView, console, print_account_status, print_audit, print_plan, print_teardown_plan
+from labkit.render import (LiveView, console, print_account_status, print_audit, print_guard_report, print_plan,
+                           print_teardown_plan)
 from labkit.target import Target, emulator_target
 
 EXAMPLE = ROOT / "examples" / "account-per-student.toml"
@@ -81,6 +83,23 @@ def students_work(target: Target, config: LabConfig) -> dict[str, str]:
     return written
 
 
+def guard_after_hours(target: Target, config: LabConfig) -> Report:
+    """labctl guard run, its clock a minute into the course's after-hours window: the class guard stops every
+    student's notebook and GPU instance in their own account, through the stop-only role the stack set put there."""
+    policy = config.guard.policy
+    if not policy.after_hours:
+        raise RefusedError(f"{config.course_id}: the demo's guard step needs guard.after_hours in the course file")
+    start = dt.time.fromisoformat(policy.after_hours.split("-")[0])
+    at = dt.datetime.combine(dt.date.today(), start, policy.zone()) + dt.timedelta(minutes=1)
+    console.print(Text(f"the guard's handler runs in-process (the emulator cannot run Lambda), its clock at {at:%H:%M} "
+                       f"{policy.timezone}: after hours ({policy.after_hours})", style="yellow"))
+    report = guard_ops.guard_run(target, config, now=at)
+    print_guard_report(report)
+    reached = sorted({action.account for action in report.of(DONE) if action.account})
+    console.print(Text(f"the guard stopped {len(report.of(DONE))} machine(s), in {len(reached)} student account(s)"))
+    return report
+
+
 def cmd_demo_accounts(args: argparse.Namespace, course_file: Path) -> int:
     """Accounts into the OU, LabClassroom through the CDK CLI, status and handouts per account, a late student,
     then teardown with archive and an audit of every account."""
@@ -98,25 +117,28 @@ def cmd_demo_accounts(args: argparse.Namespace, course_file: Path) -> int:
         ou = ensure_ou(org, f"{source.course_id}-students")
         early = len(source.roster) - 1
         config, path = demo_course(source, ou, early)
-        console.rule(f"1/6 labctl provision: {early} student accounts into {ou}, then LabClassroom (CDK CLI)")
+        console.rule(f"1/7 labctl provision: {early} student accounts into {ou}, then LabClassroom (CDK CLI)")
         deploy_class(config, path, target, view)
 
-        console.rule("2/6 labctl status and handout: each student's notebook, bucket and GPU in their own account")
+        console.rule("2/7 labctl status and handout: each student's notebook, bucket and GPU in their own account")
         show_accounts(target, config)
         with tempfile.TemporaryDirectory(prefix="labkit-demo-handouts-") as handout_dir:
             for handout in handout_ops.handouts(target, config, list(config.students), Path(handout_dir)):
                 console.print(Text(f"{handout.student}: {handout.path.name} ({handout.credentials})"))
 
-        console.rule("3/6 students work: files in the bucket of their own account")
+        console.rule("3/7 students work: files in the bucket of their own account")
         written = students_work(target, config)
 
         late = source.roster[-1].id
-        console.rule(f"4/6 a late student: {late}'s account joins the OU and the stack set gives it the labs")
+        console.rule(f"4/7 a late student: {late}'s account joins the OU and the stack set gives it the labs")
         config, path = demo_course(source, ou, len(source.roster))
         deploy_class(config, path, target, view)
         show_accounts(target, config)
 
-        console.rule("5/6 labctl teardown: in every account freeze and archive the bucket, then delete the stack set")
+        console.rule("5/7 labctl guard run after hours: the class guard stops machines in every student account")
+        guard_after_hours(target, config)
+
+        console.rule("6/7 labctl teardown: in every account freeze and archive the bucket, then delete the stack set")
         archive = Path(args.archive) if args.archive else archive_dir_for(config)
         print_teardown_plan(teardown_plan(target, config, archive))
         result = teardown(config, path, target, archive, view)
@@ -126,7 +148,7 @@ def cmd_demo_accounts(args: argparse.Namespace, course_file: Path) -> int:
         console.print(Text(f"archive matches what the students wrote: {len(archived)} files, SHA-256 equal, "
                            f"in {archive}"))
 
-        console.rule(f"6/6 audit of the class account and the {len(result.student_accounts)} student accounts")
+        console.rule(f"7/7 audit of the class account and the {len(result.student_accounts)} student accounts")
         print_audit(result.audit)
     console.print(Text(f"account-per-student demo finished in {time.monotonic() - started:.1f} s"))
     return 0 if result.audit.clean else 1

@@ -70,7 +70,7 @@ def seed_member(region: str, account: str) -> None:
 
 
 def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Give CloudFormation-created notebooks and KMS keys their template tags, and fix CloudFormation updates and
+    """Give CloudFormation-created notebooks their template names and tags, KMS keys theirs, and fix CloudFormation updates and
     failed deletes (see the module docstrings).
 
     `assign` is setattr here; tests pass pytest's monkeypatch.setattr so the patch ends with the test.
@@ -78,6 +78,9 @@ def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
     create_notebook = FakeSagemakerNotebookInstance.create_from_cloudformation_json.__func__  # type: ignore
 
     def notebook_with_tags(cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        # moto also ignores the template's NotebookInstanceName (it names the notebook after the stack); the guard
+        # finds notebooks by the course's name prefix, which a stack set's `StackSet-...` stack name lacks.
+        resource_name = cloudformation_json.get("Properties", {}).get("NotebookInstanceName", resource_name)
         notebook = create_notebook(cls, resource_name, cloudformation_json, *args, **kwargs)
         notebook.tags = list(cloudformation_json.get("Properties", {}).get("Tags", []))
         return notebook

@@ -9,6 +9,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from course.config import LabConfig
+from course.naming import STUDENT_ACCOUNT
 from infra.teardown_guard import GuardProps, TeardownGuard
 from lab_scripts.guard_fn.handler import Policy, Settings
 from lab_scripts.prices import guard_prices
@@ -27,6 +28,8 @@ class LabGuardStack(Stack):
             policy=Policy(**dataclasses.asdict(config.guard.policy)),
             idle_gpu_percent=config.dlami.idle_gpu_percent,
             prices=guard_prices(config.sagemaker.instance_type, config.dlami.instance_type),
+            student_stack_set=names.stack(STUDENT_ACCOUNT) if config.classroom.per_account else "",
+            student_role=names.guard.stop_role if config.classroom.per_account else "",
         )
         guard = TeardownGuard(
             self,

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.class_network import ClassNetwork
 from infra.gpu_workstations import GpuClass, GpuWorkstation, WorkstationProps
+from infra.guard_reach import GuardStopRole
 from infra.lab_notebook import LabNotebook, NotebookProps
 from course.config import LabConfig
 from course.naming import PLACEHOLDER_STUDENT, CourseNames
@@ -35,6 +36,7 @@ class LabStudentAccountStack(Stack):
         gpu_class = GpuClass(self, "Workstations", names=names, settings=settings, network=network)
         workstation = GpuWorkstation(self, "Workstation", props=WorkstationProps(
             names=student, settings=settings, gpu_class=gpu_class))
+        GuardStopRole(self, "GuardReach", names=names, class_account=config.account)
         CfnOutput(self, "NotebookName", value=notebook.notebook.attr_notebook_instance_name,
                   description="SageMaker notebook instance")
         CfnOutput(self, "BucketName", value=notebook.bucket.bucket_name, description="lab bucket")

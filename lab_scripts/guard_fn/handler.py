@@ -166,6 +166,10 @@ class Settings:
     # USD per hour by instance type (EC2 `g4dn.xlarge`, SageMaker `ml.t3.medium`), for the course's types only:
     # the stack passes the bundled prices in, since the function cannot import lab_scripts.prices.
     prices: tuple[tuple[str, float], ...] = ()
+    # Account-per-student mode: the class stack set (its instances name the students' accounts) and the stop-only
+    # role it deploys in each of them; empty in the other modes.
+    student_stack_set: str = ""
+    student_role: str = ""
 
     # Field -> environment variable; policy fields are read from the same environment.
     ENV = {name: f"LABKIT_{name.upper()}" for name in (
@@ -173,7 +177,8 @@ class Settings:
         "idle_minutes", "after_hours", "timezone", "max_actions")}
     # Added later; optional so that `labctl guard run` still reads a guard deployed before them.
     OPTIONAL = {name: f"LABKIT_{name.upper()}" for name in (
-        "idle_gpu_percent", "prices", "max_usd_per_student_day", "max_usd_class_day")}
+        "idle_gpu_percent", "prices", "max_usd_per_student_day", "max_usd_class_day", "student_stack_set",
+        "student_role")}
 
     @property
     def rule(self) -> IdleRule:
@@ -193,9 +198,11 @@ class Settings:
         caps = {name: "off" if getattr(policy, name) is None else f"{getattr(policy, name):g}"
                 for name in ("max_usd_per_student_day", "max_usd_class_day")}
         extra = {"idle_gpu_percent": str(self.idle_gpu_percent),
-                 "prices": json.dumps(dict(self.prices), separators=(",", ":"), sort_keys=True), **caps}
+                 "prices": json.dumps(dict(self.prices), separators=(",", ":"), sort_keys=True), **caps,
+                 "student_stack_set": self.student_stack_set, "student_role": self.student_role}
+        # The student-account settings are left out where they do not apply (every mode but account-per-student).
         return ({variable: values[name] for name, variable in self.ENV.items()}
-                | {variable: extra[name] for name, variable in self.OPTIONAL.items()})
+                | {variable: extra[name] for name, variable in self.OPTIONAL.items() if extra[name]})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -220,7 +227,8 @@ class Settings:
             return cls(raw["course"], dt.date.fromisoformat(raw["expires"]), tuple(raw["stacks"].split(",")),
                        raw["iam_path"], raw["topic_arn"], raw["teardown_role_arn"], int(raw["idle_cpu_percent"]),
                        policy, int(extra["idle_gpu_percent"] or 5),
-                       tuple(sorted((str(k), float(v)) for k, v in prices.items())))
+                       tuple(sorted((str(k), float(v)) for k, v in prices.items())),
+                       extra["student_stack_set"], extra["student_role"])
         except (ValueError, json.JSONDecodeError) as exc:
             raise SettingsError(f"invalid environment: {exc}") from None
 
@@ -236,11 +244,13 @@ class Action:
     detail: str = ""
     key_id: str = ""  # for access keys: the key of user `target`
     arn: str = ""  # for tag changes on notebooks: the notebook's ARN
+    account: str = ""  # account-per-student mode: the student's account holding `target` ("" for this account)
 
     @property
     def label(self) -> str:
         # Enough of a key id to tell keys apart in a report, not enough to look one up by.
-        return f"{self.target}/{self.key_id[:4]}...{self.key_id[-4:]}" if self.key_id else self.target
+        label = f"{self.target}/{self.key_id[:4]}...{self.key_id[-4:]}" if self.key_id else self.target
+        return f"{label} (account {self.account})" if self.account else label
 
 
 @dataclass
@@ -424,6 +434,7 @@ class Guard:
         self.notes: list[str] = []
         self.machines: list[Machine] = []
         self.spend: dict[str, dict[str, float]] = {}
+        self.members: dict[str, Guard] = {}  # account-per-student mode: a stop-only guard per student account
 
     # -- planning: read-only --------------------------------------------------------------------------------
     def _stop_reason(self, idle: Callable[[], str | None]) -> str | None:
@@ -702,7 +713,7 @@ class Guard:
         """Stops first (they end the hourly charges; over-cap ones first), then the cap marks, then keys (they
         end access), then stacks."""
         self.machines = []
-        idle = self.notebooks() + self.instances()
+        idle = self.notebooks() + self.instances() + self.student_accounts()
         planned = idle
         if self.policy.capped:
             self._write_ledgers()
@@ -715,8 +726,45 @@ class Guard:
             planned += self.access_keys() + self.stacks()
         return planned
 
+    def _student_accounts(self) -> list[str]:
+        cfn = self.clients("cloudformation")
+        try:
+            instances = list(self.call.pages(cfn.list_stack_instances, "Summaries",
+                                             StackSetName=self.settings.student_stack_set))
+        except ClientError as exc:
+            if error_code(exc) == "StackSetNotFoundException":
+                return []
+            raise
+        return sorted({instance["Account"] for instance in instances})
+
+    def student_accounts(self) -> list[Action]:
+        """Account-per-student mode: the idle, after-hours and end-of-course stops in every student's account,
+        through the stop-only role the stack set deploys there (it can list, read activity and stop; nothing else).
+        The spend caps, keys and stacks stay this account's business."""
+        if not self.settings.student_stack_set:
+            return []
+        settings = replace(self.settings, student_stack_set="", stacks=(),
+                           policy=replace(self.policy, max_usd_per_student_day=None, max_usd_class_day=None))
+        planned: list[Action] = []
+        for account in self._student_accounts():
+            arn = f"arn:aws:iam::{account}:role{self.settings.iam_path}{self.settings.student_role}"
+            try:
+                credentials = self.call(self.clients("sts").assume_role, RoleArn=arn,
+                                        RoleSessionName="labkit-guard")["Credentials"]
+            except ClientError as exc:
+                self.notes.append(f"account {account}: cannot assume {self.settings.student_role} "
+                                  f"({error_code(exc)}); its machines were not checked")
+                continue
+            member = Guard(settings, _assumed_clients(credentials, self.clients("sts")), now=self.now,
+                           sleep=self.sleep)
+            self.members[account] = member
+            planned += [replace(action, account=account) for action in member.notebooks() + member.instances()]
+        return planned
+
     # -- acting ---------------------------------------------------------------------------------------------
     def _act(self, action: Action) -> Action:
+        if action.account:
+            return replace(self.members[action.account]._act(replace(action, account="")), account=action.account)
         if action.kind == STOP_NOTEBOOK:
             self.call(self.clients("sagemaker").stop_notebook_instance, NotebookInstanceName=action.target)
         elif action.kind == STOP_INSTANCE:
@@ -845,6 +893,19 @@ def run(settings: Settings, clients: ClientFactory, *, now: dt.datetime,
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     return Guard(settings, clients, now=now, sleep=sleep, poll_seconds=poll_seconds, max_polls=max_polls).run()
+
+
+def _assumed_clients(credentials: Mapping[str, Any], like: Any) -> ClientFactory:
+    """Clients acting with an assumed role's credentials in the region of client `like`; at its endpoint too when
+    that is a local one (the emulator serves every service at one URL), AWS's own endpoints otherwise."""
+    import boto3
+
+    session = boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
+                            aws_secret_access_key=credentials["SecretAccessKey"],
+                            aws_session_token=credentials["SessionToken"], region_name=like.meta.region_name)
+    endpoint = str(like.meta.endpoint_url)
+    local = None if endpoint.split("/")[2].endswith(("amazonaws.com", "amazonaws.com.cn")) else endpoint
+    return functools.cache(lambda service: session.client(service, endpoint_url=local))
 
 
 @functools.cache

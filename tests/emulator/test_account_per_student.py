@@ -1,6 +1,7 @@
 """Account-per-student mode end to end in the embedded emulator (README, "Account-per-student mode"): 3 students'
 accounts created and moved into the class OU, LabClassroom deployed through the CDK CLI, each student's labs in
-their own account, a fourth student joining later, then teardown with archive and the audit of every account."""
+their own account, a fourth student joining later, the class guard stopping their machines after hours through the
+stop-only role in each account, then teardown with archive and the audit of every account."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import pytest
 from course.config import load_config
 from lab_scripts import buckets
 from lab_scripts.organization import ensure_ou
-from labkit.demo_accounts import EXAMPLE, demo_course, show_accounts, students_work
+from lab_scripts.guard_fn.handler import DONE, STOP_INSTANCE, STOP_NOTEBOOK
+from labkit.demo_accounts import EXAMPLE, demo_course, guard_after_hours, show_accounts, students_work
 from labkit.emulator import Emulator
 from labkit.ops.accounts import deployed_accounts
 from labkit.ops.provision import plan, prepare, provision
+from labkit.ops.status import account_status
 from labkit.ops.teardown import teardown
 from labkit.target import emulator_target
 
@@ -52,6 +55,13 @@ def test_three_accounts_then_a_late_one_get_the_labs_and_teardown_leaves_nothing
         assert late.deployed == []
         rows = show_accounts(target, config)
         assert {row.student for row in rows} == {"alice", "bob", "chen", "dana"}
+
+        # The class guard, after hours, stops every student's notebook and GPU in their own account.
+        report = guard_after_hours(target, config)
+        stopped = {(action.kind, action.account) for action in report.of(DONE)}
+        assert stopped == {(kind, row.account) for row in rows for kind in (STOP_NOTEBOOK, STOP_INSTANCE)}
+        assert {(row.notebook_state, row.instance_state) for row in account_status(target, config)} <= {
+            ("Stopped", "stopped"), ("Stopping", "stopping"), ("Stopped", "stopping"), ("Stopping", "stopped")}
 
         result = teardown(config, path, target, tmp_path / "archive")
         assert result.audit.clean, result.audit.leftovers

@@ -614,3 +614,50 @@ def test_a_dry_run_reports_the_cap_and_changes_nothing(aws: Any) -> None:
     report = guard(aws, capped(max_usd_per_student_day=1.0, dry_run=True), later(125))
     assert [(a.kind, a.status) for a in report.actions] == [(STOP_INSTANCE, WOULD), (handler.WITHHOLD_START, WOULD)]
     assert instance_state(aws, alice) == "running" and set(tags_of(aws, alice)) == {"labkit:course", "labkit:student"}
+
+
+def test_account_per_student_the_guard_stops_machines_in_each_students_account(
+        aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the stop-only role in the student's account (found by the class stack set's instances): the
+    student's running GPU instance and notebook stop after hours; the class account's own run goes on as before."""
+    from labkit.emulator_stackset import patch_stack_sets
+    from lab_scripts.organization import account_clients, ensure_ou, ensure_student_accounts
+
+    patch_stack_sets(monkeypatch.setattr)
+    org = aws("organizations")
+    org.create_organization(FeatureSet="ALL")
+    ou = ensure_ou(org, "ml101-students")
+    account = ensure_student_accounts(org, ou, "ml101", [("ada", "ada@example.edu", None)], echo=lambda _: None)["ada"]
+    aws("cloudformation").create_stack(StackName="ml101-LabClassroom", TemplateBody=json.dumps({"Resources": {
+        "Students": {"Type": "AWS::CloudFormation::StackSet", "Properties": {
+            "StackSetName": "ml101-LabStudent", "PermissionModel": "SERVICE_MANAGED",
+            "AutoDeployment": {"Enabled": True}, "TemplateBody": json.dumps({"Resources": {
+                "Topic": {"Type": "AWS::SNS::Topic"}}}),
+            "StackInstancesGroup": [{"DeploymentTargets": {"OrganizationalUnitIds": [ou]},
+                                     "Regions": ["us-east-1"]}]}}}}))
+    student = account_clients(aws("sts"), account, region="us-east-1")
+    gpu = launch(student)
+    notebook = tagged_notebook(student, "ml101-student")
+    mine = launch(aws)
+    config = dataclasses.replace(settings(after_hours="00:00-23:59"), student_stack_set="ml101-LabStudent",
+                                 student_role="ml101-guard-stop")
+    report = guard(aws, config, later(1))
+    done = {(action.kind, action.target, action.account) for action in report.of(DONE)}
+    assert done == {(STOP_INSTANCE, gpu, account), (STOP_NOTEBOOK, notebook, account), (STOP_INSTANCE, mine, "")}
+    assert f"{gpu} (account {account})" in report.text()
+    assert student("ec2").describe_instances(InstanceIds=[gpu])["Reservations"][0]["Instances"][0]["State"][
+        "Name"] in {"stopping", "stopped"}
+    assert notebook_status(student, notebook) in {"Stopping", "Stopped"}
+
+
+def test_without_a_class_stack_set_the_guard_stays_in_its_account(aws: Any) -> None:
+    config = dataclasses.replace(settings(after_hours="00:00-23:59"), student_stack_set="ml101-LabStudent",
+                                 student_role="ml101-guard-stop")
+    assert guard(aws, config, later(1)).actions == []
+
+
+def test_the_student_account_settings_travel_only_when_set() -> None:
+    plain = settings("arn:aws:sns:us-east-1:123456789012:t")
+    config = dataclasses.replace(plain, student_stack_set="ml101-LabStudent", student_role="ml101-guard-stop")
+    assert Settings.from_env(config.to_env()) == config
+    assert "LABKIT_STUDENT_ROLE" not in plain.to_env() and Settings.from_env(plain.to_env()) == plain

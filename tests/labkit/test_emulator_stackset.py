@@ -141,3 +141,24 @@ def test_assumed_role_credentials_belong_to_the_member_account(aws: Any, org: An
     assert clients("sts").get_caller_identity()["Account"] == account
     assert boto3.client("sts").get_caller_identity()["Account"] != account
     assert emulator_stackset.StackSetResource.cloudformation_type() == "AWS::CloudFormation::StackSet"
+
+
+NOTEBOOK_TEMPLATE = json.dumps({"Resources": {"Notebook": {"Type": "AWS::SageMaker::NotebookInstance", "Properties": {
+    "NotebookInstanceName": "ml101-student", "InstanceType": "ml.t3.medium",
+    "RoleArn": "arn:aws:iam::123456789012:role/nb"}}}})
+
+
+def test_moto_names_a_template_notebook_after_its_stack(aws: Any) -> None:
+    """Unpatched: a stack set's `StackSet-...` notebook lacks the course prefix the guard finds notebooks by."""
+    aws("cloudformation").create_stack(StackName="StackSet-x", TemplateBody=NOTEBOOK_TEMPLATE)
+    (notebook,) = aws("sagemaker").list_notebook_instances()["NotebookInstances"]
+    assert notebook["NotebookInstanceName"] != "ml101-student"
+
+
+def test_the_emulator_keeps_a_template_notebooks_name(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.emulator_server import patch_moto
+
+    patch_moto(monkeypatch.setattr)
+    aws("cloudformation").create_stack(StackName="StackSet-x", TemplateBody=NOTEBOOK_TEMPLATE)
+    (notebook,) = aws("sagemaker").list_notebook_instances()["NotebookInstances"]
+    assert notebook["NotebookInstanceName"] == "ml101-student"

@@ -90,6 +90,25 @@ def test_student_template_runs_in_any_account_without_bootstrap(classroom: LabCl
         assert asset_reference not in rendered
 
 
+def test_only_the_class_guard_may_assume_the_stop_only_role(student_template: dict[str, Any]) -> None:
+    """The guard's reach into a student's account: trusted by the guard's role alone, it can stop and read."""
+    template = Template.from_json(student_template)
+    role = next(r["Properties"] for r in template.find_resources("AWS::IAM::Role").values()
+                if r["Properties"]["RoleName"] == "ml101-guard-stop")
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
+                                                                 ":iam::123456789012:root"]]}}
+    assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": {"Fn::Join": ["", [
+        "arn:", {"Ref": "AWS::Partition"}, ":iam::123456789012:role/labkit/ml101/ml101-guard"]]}}}
+    policies = [p["Properties"] for p in template.find_resources("AWS::IAM::Policy").values()
+                if "GuardReach" in json.dumps(p["Properties"]["Roles"])]
+    actions = {action for p in policies for st in p["PolicyDocument"]["Statement"]
+               for action in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert actions == {"sagemaker:ListNotebookInstances", "ec2:DescribeInstances", "cloudwatch:GetMetricStatistics",
+                       "sagemaker:ListTags", "sagemaker:StopNotebookInstance", "ec2:StopInstances",
+                       "logs:DescribeLogStreams"}
+
+
 def test_student_bucket_name_comes_from_the_account_it_lands_in(student_template: dict[str, Any]) -> None:
     (bucket,) = Template.from_json(student_template).find_resources("AWS::S3::Bucket").values()
     assert bucket["Properties"]["BucketName"] == {
@@ -97,11 +116,16 @@ def test_student_bucket_name_comes_from_the_account_it_lands_in(student_template
 
 
 def test_student_template_names_no_student_and_no_account(student_template: dict[str, Any]) -> None:
-    rendered = json.dumps(student_template)
+    template = json.loads(json.dumps(student_template))
+    trust = next(r["Properties"] for r in template["Resources"].values()
+                 if r["Type"] == "AWS::IAM::Role" and r["Properties"]["RoleName"] == "ml101-guard-stop")
+    # The class account is named once, in the stop-only role's trust: only the class guard may stop machines here.
+    assert "123456789012" in json.dumps(trust.pop("AssumeRolePolicyDocument"))
+    rendered = json.dumps(template)
     for index in range(3):
         assert f"s{index:03d}" not in rendered
         assert student_account(index) not in rendered
-    # The only account ids: AWS's Deep Learning Containers registries.
+    # The only other account ids: AWS's Deep Learning Containers registries.
     assert "123456789012" not in rendered
     from lab_scripts.dlc import DLC_REGISTRIES
 
@@ -128,6 +152,21 @@ def test_guard_never_deletes_the_stack_set(per_account_app: App) -> None:
     resources = Template.from_stack(stacks_of(per_account_app)["LabGuard"]).find_resources("AWS::Lambda::Function")
     (function,) = resources.values()
     assert function["Properties"]["Environment"]["Variables"]["LABKIT_STACKS"] == "ml101-LabRekognition"
+
+
+def test_the_guard_reaches_students_accounts_only_through_the_stop_only_role(per_account_app: App) -> None:
+    guard = Template.from_stack(stacks_of(per_account_app)["LabGuard"])
+    (function,) = guard.find_resources("AWS::Lambda::Function").values()
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert (variables["LABKIT_STUDENT_STACK_SET"], variables["LABKIT_STUDENT_ROLE"]) == (
+        "ml101-LabStudent", "ml101-guard-stop")
+    statements = {st["Sid"]: st for policy in guard.find_resources("AWS::IAM::Policy").values()
+                  for st in policy["Properties"]["PolicyDocument"]["Statement"]}
+    reach = statements["StopInStudentAccounts"]
+    assert reach["Action"] == "sts:AssumeRole"
+    assert reach["Resource"] == "arn:aws:iam::*:role/labkit/ml101/ml101-guard-stop"
+    assert statements["FindStudentAccounts"]["Action"] == "cloudformation:ListStackInstances"
+    assert violations(stacks_of(per_account_app)["LabGuard"]) == []
 
 
 def test_nag_and_cloudformation_validation_run_on_the_student_template(tmp_path: Path) -> None:

@@ -70,7 +70,9 @@ def test_function_runs_alone_with_the_course_settings(resources: dict[str, Any],
                         iam_path=config.names.iam_path, prices=guard_prices(config.sagemaker.instance_type,
                                                                             config.dlami.instance_type)).to_env()
     assert plain == {name: value for name, value in expected.items() if name in plain}
-    assert set(env) == set(Settings.ENV.values()) | set(Settings.OPTIONAL.values())
+    # The student-account settings only in account-per-student mode.
+    assert set(env) == set(Settings.ENV.values()) | set(Settings.OPTIONAL.values()) - {
+        "LABKIT_STUDENT_STACK_SET", "LABKIT_STUDENT_ROLE"}
     # The meter's prices: the course's two machine types only, from the bundled table.
     assert json.loads(env["LABKIT_PRICES"]) == {"g4dn.xlarge": 0.526, "ml.t3.medium": 0.05}
     assert (env["LABKIT_MAX_USD_PER_STUDENT_DAY"], env["LABKIT_MAX_USD_CLASS_DAY"]) == ("off", "off")
