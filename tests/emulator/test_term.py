@@ -90,9 +90,13 @@ def test_a_term_with_a_late_student_a_leaver_a_reset_and_a_second_run(
                 if name["StackName"].endswith("-bob")]
 
     # A reset: a clean machine, the same files (checked by SHA-256).
-    old_notebook = deployed_notebooks(target, config)["chen"]
+    # The notebook keeps its name (as in AWS), so a new one shows in a new creation time.
+    sm = target.clients("sagemaker")
+    name = deployed_notebooks(target, config)["chen"]
+    created = sm.describe_notebook_instance(NotebookInstanceName=name)["CreationTime"]
     assert labctl(path, "reset", "chen", "--yes", "--archive", str(tmp_path / "chen")) == 0
-    assert deployed_notebooks(target, config)["chen"] != old_notebook
+    assert deployed_notebooks(target, config)["chen"] == name
+    assert sm.describe_notebook_instance(NotebookInstanceName=name)["CreationTime"] > created
     body = s3.get_object(Bucket=student_bucket(target, config, "chen"), Key="work/model.py")["Body"].read()
     assert sha(body) == sha(work["chen"])
 
