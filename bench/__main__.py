@@ -4,6 +4,7 @@
     python -m bench --quick         # 1 run, small sizes, no 30-student round-trip, no test suite (about 1 minute)
     python -m bench --only synth sweep --runs 5
     python -m bench idle            # idle dollars on a simulated term, labkit's rules beside the anchors' (< 60 s)
+    python -m bench makespan --students 1 30 200 [--policy both] [--json]   # AWS minutes until the class is ready
 
 Prints a table (median, min, max of the runs; targets from issue 6) and writes JSON and a Markdown table
 (bench/results/latest.json and latest.md unless --out says otherwise). Timings are not asserted anywhere: a
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import idle
+from bench import idle, makespan
 from bench.report import markdown, print_table
 from bench.roundtrip import bench_round_trip
 from bench.stats import Section
@@ -34,13 +35,15 @@ from bench.synth import bench_synth
 from labkit import ROOT
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-BENCHMARKS = ("synth", "roundtrip", "sweep", "suite", "idle")
+BENCHMARKS = ("synth", "roundtrip", "sweep", "suite", "idle", "makespan")
 
 
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["idle"]:
         return idle.main(RESULTS.parent)
+    if args_in[:1] == ["makespan"]:
+        return makespan.main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, or 1 with --quick)")
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             "suite": lambda: bench_suite(runs),
             # Deterministic (a seeded trace on an injected clock): one run says it all.
             "idle": idle.bench_idle_sections,
+            # A model (AWS minutes from the timing table): deterministic too; --quick leaves out 200 students.
+            "makespan": lambda: makespan.bench_makespan_sections((1, 30) if args.quick else (1, 30, 200)),
         }
         for name in selected:
             console.print(f"[bold]running {name}[/bold] ({runs} run(s))")

@@ -98,6 +98,14 @@ TIMES: dict[str, Times] = {
     "AWS::CloudFormation::StackSet": Times(90, 90, "estimate, per stack instance (account)"),
 }
 DEFAULT = Times(5, 5, "estimate for a type not in the table")
+# Steps labctl takes itself, outside CloudFormation (seconds of AWS time, with their sources); the machines'
+# stop times are the `stop` of their types above.
+OPERATIONS: dict[str, tuple[float, str]] = {
+    # A DLAMI volume's first snapshot is incremental on the AMI's own snapshot: only the blocks written since.
+    "CreateSnapshot": (120, "estimate (EBS docs: incremental snapshots; a few GB written)"),
+    # Listing, downloading, verifying and deleting a lab bucket of about 1 GB: estimate.
+    "archive a lab bucket": (15, "estimate (1 GB at about 100 MB/s, plus listing and deletes)"),
+}
 NOTEBOOK = TIMES["AWS::SageMaker::NotebookInstance"]
 # CloudFormation API requests a second (and at once) before `Throttling`: estimate; AWS does not publish it.
 CFN_RATE, CFN_BURST = 10.0, 20

@@ -24,9 +24,15 @@ from labkit.events import (Info, PhaseFinished, PhaseStarted, Sink, StackFailed,
 from labkit.ops.errors import OperationError
 from labkit.target import Target
 
-# Stacks CloudFormation creates at once. Per-student stacks are independent of each other; the CDK CLI starts a
-# stack as soon as the stacks it depends on are done. CloudFormation's API rate limits bound this (README).
-CONCURRENCY = 8
+
+def concurrency(stacks: int) -> int:
+    """Stacks the CDK CLI works at once: all of the command's. Per-student stacks are independent of each other
+    and the CLI starts a stack as soon as the stacks it depends on are done, so any lower cap only queues students
+    behind each other (issue 17: 8 at once made 30 students take 4x one student's time). A class is at most
+    MAX_STUDENTS students, about 400 stacks, within CloudFormation's 2000 stacks an account; the CLI's polls of
+    that many stacks are what reaches CloudFormation's API rate first (README, "Performance")."""
+    return max(1, stacks)
+
 
 # `LabSageMaker-alice (ml101-LabSageMaker-alice): deploying... [2/10]`, `✅  LabDLAMI (ml101-LabDLAMI)`,
 # `✅  LabGuard (ml101-LabGuard): destroyed`, `❌  LabDLAMI (ml101-LabDLAMI) failed: ...`.
@@ -81,7 +87,7 @@ def first_failure(target: Target, stack_name: str) -> str:
 def run_stacks(command: str, config: LabConfig, config_path: Path, target: Target, units: list[StackUnit],
                emit: Sink = ignore, *, allow_expired: bool = False, finished: set[str] | None = None,
                report_failures: bool = True) -> None:
-    """`cdk deploy|destroy` of `units`, CONCURRENCY at a time, each stack's start and end emitted as it happens.
+    """`cdk deploy|destroy` of `units`, all at once (`concurrency`), each stack's start and end emitted as it happens.
 
     A failure raises OperationError naming the stack and CloudFormation's reason (emitted as StackFailed unless
     the caller retries it: `report_failures`). `finished` carries what a first attempt already reported."""
@@ -117,7 +123,7 @@ def run_stacks(command: str, config: LabConfig, config_path: Path, target: Targe
                 emit(StackFinished(stack, action, time.monotonic() - started.get(stack, time.monotonic())))
 
     args = [command, "--app", str(ASSEMBLY), *sorted(unit.construct_id for unit in units), "--concurrency",
-            str(CONCURRENCY)]
+            str(concurrency(len(units)))]
     if command == "deploy":
         args += ["--progress", "events"]
         if target.emulator:
