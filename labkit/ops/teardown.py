@@ -233,9 +233,16 @@ def _drain_student_accounts(ctx: Drain, stack_set_id: str) -> None:
     name = stack_set_id.split(":", 1)[0]  # a StackSet's physical id is '<name>:<uuid>'
     accounts = deployed_accounts(ctx.target, config)
     ctx.emit(Info(f"{name}: {len(accounts)} student accounts to archive before the stack set is deleted"))
+    deployed = {account: found.resources() for account, found in accounts.items()}
+    # Every machine in every account is asked to stop before the teardown waits for any, as in the class account.
+    for account, found in accounts.items():
+        there = replace(ctx, target=found.target)
+        for kind, request in REQUEST_STOP.items():
+            for physical_id in physical_of(deployed[account], kind):
+                request(there, physical_id)
     for account, found in accounts.items():
         ctx.result.student_accounts[account] = found.target.clients
-        resources = found.resources()
+        resources = deployed[account]
         sm, ec2 = found.target.clients("sagemaker"), found.target.clients("ec2")
         for name_ in notebook_names(resources):
             state = notebook.stop(sm, name_, delay=ctx.target.wait_delay)
