@@ -107,8 +107,7 @@ def print_class_status(target: Target, config: LabConfig, fmt: str = "table",
         if fmt == "json":
             print(json.dumps([asdict(row) for row in rows], indent=2))
             return
-        print_account_status(rows, f"{config.course_id}: each student's own account "
-                             f"({config.classroom.organizational_unit})")
+        print_account_status(rows, config)
     else:
         print_status(status_ops.status(target, config) if rows is None else rows,
                      f"{config.course_id}: each student's environments on {target.label}", fmt)

@@ -61,7 +61,7 @@ def deploy_class(config: LabConfig, path: Path, target: Target, view: Sink) -> N
 def show_accounts(target: Target, config: LabConfig) -> list[status_ops.AccountStatus]:
     """labctl status: refuses to go on unless every student's labs are CURRENT and their machines exist."""
     rows = status_ops.account_status(target, config)
-    print_account_status(rows, f"{config.course_id}: each student's own account ({config.classroom.organizational_unit})")
+    print_account_status(rows, config)
     broken = [row.student for row in rows if row.environment != "CURRENT (SUCCEEDED)" or row.bucket == "-"
               or "not deployed" in (row.notebook_state, row.instance_state)]
     if broken:

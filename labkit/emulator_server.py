@@ -70,8 +70,8 @@ def seed_member(region: str, account: str) -> None:
 
 
 def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
-    """Give CloudFormation-created notebooks their template names and tags, KMS keys theirs, and fix CloudFormation updates and
-    failed deletes (see the module docstrings).
+    """Give CloudFormation-created notebooks their template names and tags, KMS keys theirs, and fix CloudFormation
+    updates and failed deletes (see the module docstrings).
 
     `assign` is setattr here; tests pass pytest's monkeypatch.setattr so the patch ends with the test.
     """

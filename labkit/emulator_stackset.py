@@ -130,7 +130,8 @@ class Managed:
         self.seed(instance.region, instance.account)
         backend = self._backend(instance)
         if instance.stack_id and instance.stack_id in backend.stacks:
-            given = [{"ParameterKey": k, "ParameterValue": v} for k, v in _parameters(self.stack_set.parameters).items()]
+            given = [{"ParameterKey": key, "ParameterValue": value}
+                     for key, value in _parameters(self.stack_set.parameters).items()]
             stack = backend.update_stack(instance.stack_name, self.stack_set.template, None, given, None)
         else:
             stack = backend.create_stack(instance.stack_name, self.stack_set.template,

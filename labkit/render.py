@@ -342,8 +342,9 @@ def status_rows(rows: list[StudentStatus]) -> list[list[str | Text]]:
              r.access_keys] for r in rows]
 
 
-def print_account_status(rows: list[AccountStatus], title: str) -> None:
+def print_account_status(rows: list[AccountStatus], config: LabConfig) -> None:
     """Account-per-student mode: each student's account, the stack set's instance there and its machines."""
+    title = f"{config.course_id}: each student's own account ({config.classroom.organizational_unit})"
     console.print(table(title, ["student", "name", "account", "labs (stack set instance)", "notebook", "bucket", "GPU"],
                         [[r.student, r.name, r.account, r.environment, r.notebook_state, r.bucket, r.instance_state]
                          for r in rows]))

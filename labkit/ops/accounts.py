@@ -30,7 +30,6 @@ class StudentAccount:
         return stack_resources(self.target, self.stack) or []
 
 
-
 def notebook_names(resources: list[dict[str, Any]]) -> list[str]:
     """The notebooks of a stack's resources; CloudFormation gives their ARNs, SageMaker wants names."""
     return [arn.rsplit("/", 1)[-1] for arn in physical_of(resources, "AWS::SageMaker::NotebookInstance")]

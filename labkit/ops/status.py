@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 
 from course.config import LabConfig
-from course.roster import Student
 from course.naming import STUDENT_ACCOUNT
+from course.roster import Student
 from lab_scripts import access_keys, instance, notebook
 from lab_scripts.organization import stack_instance_states, student_accounts
-from labkit.deployed import STUCK, physical_of, deployed_instances, deployed_notebooks, deployed_users, stuck_stacks
+from labkit.deployed import (STUCK, deployed_instances, deployed_notebooks, deployed_users, physical_of,
+                             stuck_stacks)
 from labkit.ops.accounts import deployed_accounts, notebook_names
 from labkit.ops.teardown import unfinished_teardown
 from labkit.target import Target, parallel
