@@ -155,8 +155,9 @@ def ensure_student_accounts(org: Any, ou_id: str, course: str, students: Sequenc
     return accounts
 
 
-def _instances(cfn: Any, stack_set_name: str, call_as: str) -> list[dict[str, Any]]:
-    """The stack set's instance summaries; [] when there is no stack set. moto lists them in one page."""
+def stack_instances(cfn: Any, stack_set_name: str, call_as: str = "SELF") -> list[dict[str, Any]]:
+    """The stack set's instance summaries; [] when there is no stack set. Read once, they serve both
+    `stack_instance_states` and `instance_stacks` (`instances=`)."""
     try:
         return [instance for page in cfn.get_paginator("list_stack_instances").paginate(
             StackSetName=stack_set_name, CallAs=call_as) for instance in page["Summaries"]]
@@ -166,13 +167,14 @@ def _instances(cfn: Any, stack_set_name: str, call_as: str) -> list[dict[str, An
         raise
 
 
-def stack_instance_states(cfn: Any, stack_set_name: str, *, call_as: str = "SELF") -> dict[str, str]:
+def stack_instance_states(cfn: Any, stack_set_name: str, *, call_as: str = "SELF",
+                          instances: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """{account: state} of the stack set's instances, e.g. "CURRENT (SUCCEEDED)"; {} when there is no stack set.
 
     An account reports its worst region: its labs are only ready when every region is. moto ignores CallAs.
     """
     states: dict[str, tuple[int, str]] = {}
-    for instance in _instances(cfn, stack_set_name, call_as):
+    for instance in stack_instances(cfn, stack_set_name, call_as) if instances is None else instances:
         status = instance.get("Status", "INOPERABLE")
         detail = instance.get("StackInstanceStatus", {}).get("DetailedStatus")
         rank = _STATE_ORDER.index(status) if status in _STATE_ORDER else len(_STATE_ORDER)
@@ -182,9 +184,11 @@ def stack_instance_states(cfn: Any, stack_set_name: str, *, call_as: str = "SELF
     return {account: text for account, (_, text) in states.items()}
 
 
-def instance_stacks(cfn: Any, stack_set_name: str, *, region: str, call_as: str = "SELF") -> dict[str, str]:
+def instance_stacks(cfn: Any, stack_set_name: str, *, region: str, call_as: str = "SELF",
+                    instances: list[dict[str, Any]] | None = None) -> dict[str, str]:
     """{account: stack id} of the stack set's stacks in `region`: what each student account holds is read there."""
-    return {instance["Account"]: instance["StackId"] for instance in _instances(cfn, stack_set_name, call_as)
+    listed = stack_instances(cfn, stack_set_name, call_as) if instances is None else instances
+    return {instance["Account"]: instance["StackId"] for instance in listed
             if instance.get("Region") == region and instance.get("StackId")}
 
 

@@ -6,6 +6,8 @@ import datetime as dt
 import functools
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,19 @@ ROOT = Path(__file__).resolve().parent.parent
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("LABKIT_ASSEMBLY", str(ROOT / ".labkit" / f"cdk.out-{os.environ['PYTEST_XDIST_WORKER']}"))
 
+# One synthesis per distinct course for the whole run, shared by both workers (labkit/synth_cache.py): the emulator
+# journeys run the CDK CLI about 80 times over a handful of courses. The controller names the folder before the
+# workers start, so they inherit it; it goes at the end of the run.
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    os.environ.setdefault("LABKIT_SYNTH_CACHE", tempfile.mkdtemp(prefix="labkit-synth-"))
+
 from course.config import LabConfig, parse_config  # noqa: E402 - after the assembly is chosen
 TODAY = dt.date(2026, 11, 25)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ and "labkit-synth-" in os.environ.get("LABKIT_SYNTH_CACHE", ""):
+        shutil.rmtree(os.environ["LABKIT_SYNTH_CACHE"], ignore_errors=True)
 
 
 def course_raw(**sections: dict[str, Any]) -> dict[str, Any]:

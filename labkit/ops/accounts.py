@@ -42,9 +42,11 @@ def account_target(target: Target, config: LabConfig, account: str) -> Target:
     return dataclasses.replace(target, label=f"account {account}", clients=clients)
 
 
-def deployed_accounts(target: Target, config: LabConfig) -> dict[str, StudentAccount]:
-    """{account: StudentAccount} for every account the class stack set has deployed to, in the course's region."""
+def deployed_accounts(target: Target, config: LabConfig,
+                      instances: list[dict[str, Any]] | None = None) -> dict[str, StudentAccount]:
+    """{account: StudentAccount} for every account the class stack set has deployed to, in the course's region
+    (from `instances` when the caller has listed the stack set's instances already)."""
     stacks = instance_stacks(target.clients("cloudformation"), config.names.stack(STUDENT_ACCOUNT),
-                             region=config.region)
+                             region=config.region, instances=instances)
     return {account: StudentAccount(account, account_target(target, config, account), stack)
             for account, stack in sorted(stacks.items())}

@@ -12,7 +12,7 @@ from course.config import LabConfig
 from course.naming import STUDENT_ACCOUNT
 from course.roster import Student
 from lab_scripts import access_keys, instance, notebook
-from lab_scripts.organization import stack_instance_states, student_accounts
+from lab_scripts.organization import stack_instance_states, stack_instances, student_accounts
 from labkit.deployed import (STUCK, deployed_instances, deployed_notebooks, deployed_users, physical_of,
                              stuck_stacks)
 from labkit.ops.accounts import deployed_accounts, notebook_names
@@ -56,8 +56,10 @@ def account_status(target: Target, config: LabConfig) -> list[AccountStatus]:
     """Each student's account (from its Organizations tags), the stack set's instance there, and the notebook,
     bucket and GPU instance of that instance's stack, read in the account itself."""
     accounts = student_accounts(target.clients("organizations"), config.course_id)
-    states = stack_instance_states(target.clients("cloudformation"), config.names.stack(STUDENT_ACCOUNT))
-    deployed = deployed_accounts(target, config) if states else {}
+    cfn, stack_set = target.clients("cloudformation"), config.names.stack(STUDENT_ACCOUNT)
+    instances = stack_instances(cfn, stack_set)  # one ListStackInstances for the states and the stacks
+    states = stack_instance_states(cfn, stack_set, instances=instances)
+    deployed = deployed_accounts(target, config, instances) if states else {}
 
     def read(row: Student) -> AccountStatus:
         account = accounts.get(row.id) or row.account or ""

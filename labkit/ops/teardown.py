@@ -240,6 +240,7 @@ def _drain_student_accounts(ctx: Drain, stack_set_id: str) -> None:
         for kind, request in REQUEST_STOP.items():
             for physical_id in physical_of(deployed[account], kind):
                 request(there, physical_id)
+    frozen: list[tuple[str, Any, str]] = []  # (account, its S3 client, bucket)
     for account, found in accounts.items():
         ctx.result.student_accounts[account] = found.target.clients
         resources = deployed[account]
@@ -255,10 +256,19 @@ def _drain_student_accounts(ctx: Drain, stack_set_id: str) -> None:
         for bucket in physical_of(resources, "AWS::S3::Bucket"):
             _freeze_bucket(s3, bucket)
             ctx.emit(Info(f"account {account}: s3://{bucket}: new writes denied (bucket policy)"))
-            archived = buckets.archive_and_empty(s3, bucket, ctx.archive_dir)
+            frozen.append((account, s3, bucket))
+    # Every account's bucket, frozen above, is archived ARCHIVE_WORKERS at a time, as in the class account.
+    with ThreadPoolExecutor(max_workers=ARCHIVE_WORKERS) as pool:
+        running = {pool.submit(buckets.archive_and_empty, s3, bucket, ctx.archive_dir): (account, bucket)
+                   for account, s3, bucket in frozen}
+        for done in as_completed(running):
+            account, bucket = running[done]
+            archived = done.result()
             ctx.result.archived.append(archived)
             ctx.emit(BucketArchived(f"{bucket} (account {account})", archived.files, archived.bytes,
                                     str(archived.manifest.parent) if archived.manifest else ""))
+    order = {bucket: index for index, (_, _, bucket) in enumerate(frozen)}
+    ctx.result.archived.sort(key=lambda archived: order.get(archived.bucket, -1))
 
 
 def freeze_policy(bucket: str) -> dict[str, Any]:
