@@ -746,8 +746,9 @@ class Guard:
         settings = replace(self.settings, student_stack_set="", stacks=(),
                            policy=replace(self.policy, max_usd_per_student_day=None, max_usd_class_day=None))
         planned: list[Action] = []
+        partition = self.clients("sts").meta.partition  # aws, aws-cn or aws-us-gov: the region's
         for account in self._student_accounts():
-            arn = f"arn:aws:iam::{account}:role{self.settings.iam_path}{self.settings.student_role}"
+            arn = f"arn:{partition}:iam::{account}:role{self.settings.iam_path}{self.settings.student_role}"
             try:
                 credentials = self.call(self.clients("sts").assume_role, RoleArn=arn,
                                         RoleSessionName="labkit-guard")["Credentials"]
