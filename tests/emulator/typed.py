@@ -27,7 +27,7 @@ def cdk(endpoint: Endpoint, path: Path, *words: str, check: bool = True) -> subp
     # Parallel test workers each synthesize into their own folder (the CLI refuses two at once in one).
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     unattended += ["--output", str(ROOT / ".labkit" / f"typed-cdk.out-{worker}")] if worker else []
-    done = subprocess.run([str(ROOT / "node_modules" / ".bin" / "cdk"), *words, "-c", f"labkit:config={path}",
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "cdk"), *words, "-c", f"labkit:config={path}",
                            *unattended, "--no-notices"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert not check or done.returncode == 0, \
         f"cdk {' '.join(words)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"

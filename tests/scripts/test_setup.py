@@ -58,4 +58,4 @@ def test_cdk_json_runs_the_app_through_the_launcher_and_setup_links_the_cli() ->
     assert json.loads((ROOT / "cdk.json").read_text())["app"] == "scripts/cdk-app"
     assert os.access(ROOT / "scripts" / "cdk-app", os.X_OK)
     link = ROOT / ".venv" / "bin" / "cdk"
-    assert link.is_symlink() and link.resolve() == (ROOT / "node_modules" / ".bin" / "cdk").resolve()
+    assert link.is_symlink() and link.resolve() == (ROOT / "scripts" / "cdk").resolve()
