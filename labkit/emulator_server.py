@@ -11,7 +11,7 @@ course-tagged resources, would find no notebook to stop), and it crashes on an `
 CloudFormation's Key/Value form (and stores its key policy so that DescribeKey fails). `patch_moto` gives
 both resources their tags, and the key a readable policy, as AWS does. CloudFormation's update and failed-delete
 paths are fixed by `labkit.emulator_cfn`, and `AWS::CloudFormation::StackSet` is implemented by
-`labkit.emulator_stackset` (see there).
+`labkit.emulator_stackset` (see there). And the server answers one request at a time (`serialize_requests`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from moto.ec2.models import ec2_backends
 from moto.kms.models import KmsBackend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import FakeBucket
 from moto.sagemaker.models import FakeSagemakerNotebookInstance
 from moto.server import main as moto_main
@@ -115,6 +118,23 @@ def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
     patch_stack_sets(assign, seed_member)
 
 
+def serialize_requests(assign: Callable[[Any, str, Any], None] = setattr) -> threading.Lock:
+    """One request at a time. moto's server answers each request on a thread of its own, and its backends are plain
+    dicts without locks. Seen in a class provision (the CDK CLI deploys stacks at once): one CreateStack failed with
+    `RuntimeError: dictionary changed size during iteration` (moto's IAM `get_role_by_arn`, for a Lambda function,
+    iterating the roles while another stack added one) after the stack was recorded; the CLI's SDK retried the 500
+    and got `AlreadyExistsException`. The backends' work is Python under one GIL anyway, so little is lost."""
+    lock = threading.Lock()
+    dispatch = DomainDispatcherApplication.__call__
+
+    def one_at_a_time(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
+        with lock:
+            return dispatch(self, environ, start_response)
+
+    assign(DomainDispatcherApplication, "__call__", one_at_a_time)
+    return lock
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
@@ -124,8 +144,13 @@ def main() -> None:
     parser.add_argument("--cfn-rate", type=float, default=None, help="CloudFormation requests a second")
     parser.add_argument("--cfn-burst", type=int, default=CFN_BURST)
     args = parser.parse_args()
+    # moto gives every account and region of EC2 its 1,300 public AMIs, each with a snapshot and a volume: labkit
+    # never uses them (the DLAMI stand-ins below are what LabDLAMI resolves), and they made each DescribeSnapshots
+    # of the teardown and the audit about 150 ms instead of 9 ms. A moto setting; the environment can still say true.
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     seed(args.region)
     patch_moto()
+    serialize_requests()
     if args.aws_timing:
         patch_timing(Timing(args.time_scale, args.cfn_rate, args.cfn_burst))
     moto_main(["-H", "127.0.0.1", "-p", str(args.port)])

@@ -39,6 +39,16 @@ def test_local_up_leaves_the_emulator_cdk_bootstrapped(detached: tuple[Endpoint,
     assert emulator.bootstrap(endpoint) is False  # once is enough
 
 
+def test_the_emulator_has_the_dlami_stand_ins_and_none_of_motos_public_images(
+        detached: tuple[Endpoint, Path]) -> None:
+    endpoint, _ = detached
+    ec2 = endpoint.session().client("ec2")
+    mine = ec2.describe_images(Owners=["self"])["Images"]
+    assert mine and all(image["Name"].startswith("labkit emulator stand-in for DLAMI") for image in mine)
+    assert ec2.describe_images(Owners=["amazon"])["Images"] == []
+    assert len(ec2.describe_snapshots()["Snapshots"]) == len(mine)  # the stand-ins' own; moto made one per public image
+
+
 def test_after_eval_of_local_env_cdk_aws_cli_and_boto3_work(detached: tuple[Endpoint, Path]) -> None:
     endpoint, _ = detached
     checks = [f"{sys.executable} -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Account\"])'",
