@@ -1,7 +1,7 @@
 """labkit benchmarks: synthesis, class scale, emulator round-trip, teardown sweep, test suite.
 
-    python -m bench                 # everything, 3 runs each (6-9 minutes on 2 cores)
-    python -m bench --quick         # 1 run, small sizes, no 30-student round-trip, no test suite (about 1 minute)
+    python -m bench                 # everything, 3 runs each (about 30 minutes on 2 cores, half of it the suite)
+    python -m bench --quick         # 1 run, small sizes, no 30-student round-trip, no test suite (about 2 minutes)
     python -m bench --only synth sweep --runs 5
     python -m bench idle            # idle dollars on a simulated term, labkit's rules beside the anchors' (< 60 s)
     python -m bench makespan --students 1 30 200 [--policy both] [--json]   # AWS minutes until the class is ready
