@@ -24,7 +24,6 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -41,7 +40,7 @@ from moto.server import main as moto_main
 from moto.ssm.models import Parameter, ssm_backends
 
 from course.catalog import DLAMIS
-from labkit.emulator_cfn import patch_cloudformation
+from labkit.emulator_cfn import Assign, patch_cloudformation
 from labkit.emulator_stackset import patch_stack_sets
 from labkit.emulator_timing import CFN_BURST, Timing, patch_timing
 
@@ -80,7 +79,7 @@ def seed_member(region: str, account: str) -> None:
         seed(region, account)
 
 
-def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
+def patch_moto(assign: Assign = setattr) -> None:
     """Give CloudFormation-created notebooks their template names and tags, KMS keys theirs, and fix CloudFormation
     updates and failed deletes (see the module docstrings).
 
@@ -126,7 +125,7 @@ def patch_moto(assign: Callable[[Any, str, Any], None] = setattr) -> None:
     patch_stack_sets(assign, seed_member)
 
 
-def serialize_requests(assign: Callable[[Any, str, Any], None] = setattr) -> threading.Lock:
+def serialize_requests(assign: Assign = setattr) -> threading.Lock:
     """One request at a time. moto's server answers each request on a thread of its own, and its backends are plain
     dicts without locks. Seen in a class provision (the CDK CLI deploys stacks at once): one CreateStack failed with
     `RuntimeError: dictionary changed size during iteration` (moto's IAM `get_role_by_arn`, for a Lambda function,
@@ -143,7 +142,7 @@ def serialize_requests(assign: Callable[[Any, str, Any], None] = setattr) -> thr
     return lock
 
 
-def remember_moto_modules(assign: Callable[[Any, str, Any], None] = setattr) -> tuple[str, ...]:
+def remember_moto_modules(assign: Assign = setattr) -> tuple[str, ...]:
     """moto's server asks, twice for every request, whether the request's host names a moto module, by listing its
     package folder and stat-ing each entry (`moto.backends.list_of_moto_modules`): about 1.7 ms a request, a fifth
     of the server's time in the demo. The folder does not change while the server runs."""
@@ -152,7 +151,7 @@ def remember_moto_modules(assign: Callable[[Any, str, Any], None] = setattr) -> 
     return modules
 
 
-def share_model_loader(assign: Callable[[Any, str, Any], None] = setattr) -> None:
+def share_model_loader(assign: Assign = setattr) -> None:
     """moto loads each service's model and pagination with a botocore loader of its own, which lists botocore's
     data folders again every time: 0.9 s of an emulator's first requests in the demo. One loader serves them all
     (the tests do the same for the sessions moto makes in-process)."""
@@ -178,7 +177,7 @@ class _JsonFirst:
         return yaml.load(stream, Loader=Loader)
 
 
-def read_json_templates_as_json(assign: Callable[[Any, str, Any], None] = setattr) -> None:
+def read_json_templates_as_json(assign: Assign = setattr) -> None:
     for module in (cfn_models, cfn_responses):
         assign(module, "yaml", _JsonFirst())
 

@@ -33,7 +33,8 @@ from moto.cloudformation.models import CloudFormationBackend, StackSet, cloudfor
 from moto.cloudformation.utils import get_stack_from_s3_url
 from moto.organizations.models import OrganizationsBackend, organizations_backends
 
-Assign = Callable[[Any, str, Any], None]
+from labkit.emulator_cfn import Assign
+
 Seeder = Callable[[str, str], Any]
 
 # Stack sets deployed through templates, by id: MoveAccount re-synchronises them (point 3).
