@@ -14,6 +14,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from moto import settings as moto_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Parallel workers (pytest-xdist) synthesize into assemblies of their own; set before labkit.cdk is imported.
@@ -25,6 +26,13 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 # workers start, so they inherit it; it goes at the end of the run.
 if "PYTEST_XDIST_WORKER" not in os.environ:
     os.environ.setdefault("LABKIT_SYNTH_CACHE", tempfile.mkdtemp(prefix="labkit-synth-"))
+
+# moto in-process otherwise loads its 1,300 public AMIs, each with a snapshot, into every fresh EC2 backend: about
+# a third of the in-process tests' time (60 -> 43 CPU-s for tests/lab_scripts and tests/labkit). The tests register
+# the images they launch (tests/lab_scripts/conftest.py). Patched here rather than set as MOTO_EC2_LOAD_DEFAULT_AMIS,
+# which every emulator server started by a test would inherit: tests/emulator/test_local_up.py checks that the
+# emulator turns them off itself (labkit/emulator_server.py).
+moto_settings.ec2_load_default_amis = lambda: False
 
 from course.config import LabConfig, parse_config  # noqa: E402 - after the assembly is chosen
 TODAY = dt.date(2026, 11, 25)
