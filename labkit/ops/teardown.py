@@ -391,6 +391,7 @@ def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, l
                   students: Sequence[str] | None = None) -> TeardownPlan:
     """What `labctl teardown` (or `destroy`) would do, read from what is deployed now; changes nothing."""
     rows = []
+    homes = 0  # students' GPU instances: with an archive, each volume is kept as a snapshot (_preserve_homes)
     for unit in stacks_to_destroy(target, config, labs, students):
         resources = stack_resources(target, unit.stack_name)
         if resources is None:
@@ -398,6 +399,7 @@ def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, l
             continue
         counts = {kind: len(physical_of(resources, kind)) for kind in ("AWS::SageMaker::NotebookInstance",
                   "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User") if physical_of(resources, kind)}
+        homes += counts.get("AWS::EC2::Instance", 0) if unit.student else 0
         held = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items())
         rows.append(PlanRow(unit.student or "(class)", unit.stack_name, f"delete ({held})" if held else "delete"))
     kept = [] if students is not None else retained_buckets(target, config) + retained_users(target, config)
@@ -406,7 +408,7 @@ def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, l
         "pause the guard",
         f"archive every version of every object of each lab bucket to {archive_dir}, verify it, then empty only "
         "what the archive holds" if archive_dir else "empty every lab bucket WITHOUT archive (--no-archive)",
-        "delete access keys and class repository images; terminate GPU instances (their volumes go with them)",
+        _machines_step(config, homes if archive_dir else 0),
         "delete the stacks (students' first) and the notebooks' log streams, then audit for leftovers (exit 1 if any)",
     ]
     if config.classroom.per_account:
@@ -415,6 +417,16 @@ def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, l
     if kept:
         steps.insert(3, f"kept from deleted stacks: {', '.join(kept)}: archive (buckets) and delete")
     return TeardownPlan(target.label, rows, steps, kept)
+
+
+def _machines_step(config: LabConfig, homes: int) -> str:
+    """The plan's step for keys, images and GPU instances; the snapshots it keeps are billed, so the plan says so."""
+    if not homes:
+        return "delete access keys and class repository images; terminate GPU instances (their volumes go with them)"
+    size = homes * config.dlami.volume_gb
+    return (f"delete access keys and class repository images; keep each student's GPU volume as a snapshot ({homes}, "
+            f"at most {size} GB: {size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved delete`), "
+            "then terminate the GPU instances")
 
 
 def destroy(

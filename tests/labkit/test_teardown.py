@@ -18,7 +18,7 @@ from course.config import GUARDED_LABS, LabConfig
 from labkit.deployed import running_machines
 from labkit.ops.teardown import DestroyResult, Drain, _remove_retained
 from labkit.target import Target
-from tests.lab_scripts.conftest import create_lab_stack
+from tests.lab_scripts.conftest import create_lab_stack, launchable_image
 
 COURSE_TAG = [{"Key": "labkit:course", "Value": "ml101"}]
 
@@ -56,6 +56,27 @@ def test_teardown_is_a_dry_run_by_default(deployed: Target, course: tuple[LabCon
     assert "ml101-LabGuard: not deployed" in out
     assert "dry run: nothing changed (to do it: --yes, then type ml101; or --yes --confirm ml101)" in out
     assert notebook_states(deployed) == {"InService"}
+
+
+def test_the_plan_names_the_gpu_homes_it_keeps_as_snapshots_and_what_they_cost(
+        target: Target, course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    # With an archive, teardown keeps each student's GPU volume as a snapshot (billed until deleted): the plan
+    # must say so, not that the volumes go with the instances. Without one, they do go.
+    gpu = {"Resources": {"Gpu": {"Type": "AWS::EC2::Instance", "Properties": {
+        "ImageId": launchable_image(target.clients("ec2")), "InstanceType": "g4dn.xlarge"}}}}
+    for student in ("alice", "bob"):
+        create_lab_stack(target.clients, f"ml101-LabDLAMI-{student}", gpu, tags=COURSE_TAG)
+    assert labctl(course[1], "teardown") == 0
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long steps
+    assert "ml101-LabDLAMI-alice: delete (1 Instance)" in out
+    assert ("4. delete access keys and class repository images; keep each student's GPU volume as a snapshot (2, at "
+            "most 200 GB: 10.00 USD/month until `labctl preserved delete`), then terminate the GPU instances") in out
+    assert labctl(course[1], "teardown", "--no-archive") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "terminate GPU instances (their volumes go with them)" in out and "snapshot" not in out
+    assert labctl(course[1], "destroy", "--student", "alice") == 0
+    assert "keep each student's GPU volume as a snapshot (1, at most 100 GB: 5.00 USD/month" in " ".join(
+        capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize(("argv", "message"), [
