@@ -228,7 +228,12 @@ def cmd_teardown(args: argparse.Namespace, config: LabConfig) -> int:
         console.print(Text(f"dry run: nothing changed (to do it: --yes, then type {config.course_id}; or "
                            f"--yes --confirm {config.course_id})"))
         return 0
-    result = run_teardown(args, config, target, archive)
+    try:
+        result = run_teardown(args, config, target, archive)
+    except KeyboardInterrupt:
+        # Ctrl-C: every finished step is in the journal, so the same command goes on from there.
+        raise KeyboardInterrupt(f"`labctl teardown --yes --confirm {config.course_id}` continues it from where it "
+                                "stopped") from None
     print_audit(result.audit)
     return 0 if result.audit.clean else 1
 
@@ -595,8 +600,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ClientError, BotoCoreError) as exc:
         print(f"labctl: AWS error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("labctl: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print("labctl: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 
 
