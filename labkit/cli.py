@@ -162,6 +162,14 @@ def cmd_provision(args: argparse.Namespace, config: LabConfig) -> int:
     return 0
 
 
+# What a Ctrl-C leaves behind, for the commands that deploy (teardown names its own: it keeps a journal). The CDK
+# CLI stops waiting, but CloudFormation finishes what it started; a rerun waits for those stacks and deploys the rest.
+ON_INTERRUPT = {
+    "provision": "CloudFormation finishes the stacks it already started; `labctl provision` again deploys the rest",
+    "deploy": "CloudFormation finishes the stacks it already started; the same command again deploys the rest",
+}
+
+
 def cmd_deploy(args: argparse.Namespace, config: LabConfig) -> int:
     target = _target(args, config)
     with _view(args, "deploy") as view:
@@ -601,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labctl: AWS error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
-        print("labctl: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
+        hint = str(exc) or ON_INTERRUPT.get(args.command, "")
+        print("labctl: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
 
 

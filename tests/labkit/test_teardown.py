@@ -79,18 +79,6 @@ def test_the_plan_names_the_gpu_homes_it_keeps_as_snapshots_and_what_they_cost(
         capsys.readouterr().out.split())
 
 
-def test_ctrl_c_during_a_teardown_says_how_to_continue_it(deployed: Target, course: tuple[LabConfig, Path],
-                                                          capsys: pytest.CaptureFixture[str],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupted(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli, "teardown", interrupted)
-    assert labctl(course[1], "teardown", "--yes", "--confirm", "ml101") == 130
-    assert one_line_error(capsys) == ("labctl: interrupted; `labctl teardown --yes --confirm ml101` continues it "
-                                      "from where it stopped\n")
-
-
 @pytest.mark.parametrize(("argv", "message"), [
     (["--yes"], "labctl: error: --yes needs --confirm ml101 when there is no terminal to type it in; nothing changed"),
     (["--yes", "--confirm", "ml102"], "labctl: error: --confirm 'ml102' is not this course's id ('ml101' in"),

@@ -1,0 +1,45 @@
+"""Ctrl-C: one line that says what goes on without labctl and which command picks it up, exit 130."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from course.config import LabConfig
+from labkit import cli
+from labkit.target import Target
+
+
+def interrupted(*args: object) -> None:
+    raise KeyboardInterrupt
+
+
+def ctrl_c(path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert cli.main(["--config", str(path), *argv]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err.rstrip("\n")
+
+
+def test_a_teardown_names_the_command_that_continues_it_from_its_journal(
+        target: Target, course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "teardown", interrupted)
+    assert ctrl_c(course[1], capsys, "teardown", "--yes", "--confirm", "ml101") == (
+        "labctl: interrupted; `labctl teardown --yes --confirm ml101` continues it from where it stopped")
+
+
+def test_a_provision_says_that_cloudformation_goes_on_and_a_rerun_deploys_the_rest(
+        target: Target, course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "prepare", interrupted)
+    assert ctrl_c(course[1], capsys, "provision") == ("labctl: interrupted; CloudFormation finishes the stacks it "
+                                                      "already started; `labctl provision` again deploys the rest")
+
+
+def test_a_command_that_changes_nothing_is_just_interrupted(
+        target: Target, course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(cli.COMMANDS, "status", interrupted)
+    assert ctrl_c(course[1], capsys, "status") == "labctl: interrupted"
