@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 from rich.console import Console
 from rich.text import Text
 
@@ -604,6 +604,15 @@ def main(argv: list[str] | None = None) -> int:
         logs = [path for path in _LOGS if path.exists()]
         if logs:
             print(f"labctl: the CDK CLI's full output: {logs[-1]}", file=sys.stderr)
+        return 1
+    except EndpointConnectionError as exc:
+        url = exc.kwargs.get("endpoint_url", "")
+        if getattr(args, "aws", False):
+            print(f"labctl: AWS error: nothing answers at {url} (the network, a proxy or the region)", file=sys.stderr)
+        else:
+            # The detached emulator died after this command found it (killed, or out of memory); its state is gone.
+            print(f"labctl: the embedded emulator at {url} stopped answering (its log: {emulator.LOG_FILE}); "
+                  "`labctl local up` starts a new, empty one", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as exc:
         print(f"labctl: AWS error: {exc}", file=sys.stderr)

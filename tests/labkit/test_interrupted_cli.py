@@ -1,4 +1,5 @@
-"""Ctrl-C: one line that says what goes on without labctl and which command picks it up, exit 130."""
+"""A command cut short: Ctrl-C (one line that says what goes on without labctl and which command picks it up, exit
+130), or the emulator gone from under it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from course.config import LabConfig
 from labkit import cli
+from labkit.emulator import Endpoint, free_port
 from labkit.target import Target
 
 
@@ -43,3 +45,16 @@ def test_a_command_that_changes_nothing_is_just_interrupted(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(cli.COMMANDS, "status", interrupted)
     assert ctrl_c(course[1], capsys, "status") == "labctl: interrupted"
+
+
+@pytest.mark.parametrize("command", ["status", "audit", "provision"])
+def test_an_emulator_that_died_after_it_was_found_is_named_with_what_to_do(
+        course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        command: str) -> None:
+    # Its state file still names it (a zombie not reaped yet, or killed while this command ran): nothing answers.
+    gone = Endpoint(free_port(), "us-east-1")
+    monkeypatch.setattr(cli.emulator, "read_state", lambda: gone)
+    assert cli.main(["--config", str(course[1]), command]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"labctl: the embedded emulator at {gone.url}/ stopped answering (its log: "
+                   f"{cli.emulator.LOG_FILE}); `labctl local up` starts a new, empty one\n")
