@@ -579,6 +579,16 @@ AFTER_EXPIRY = {"destroy", "teardown", "stop-all", "guard", "audit", "status", "
                 "cost", "restore", "collect", "preserved", "repair"}
 
 
+def _one_line(exc: Exception, aws: bool) -> str:
+    """botocore's message on one line. A web page instead of an AWS error (an emulator's HTTP 500: an action
+    moto lacks, or a crash) is named rather than printed; the emulator's log holds its traceback."""
+    text = str(exc)
+    if "<html" in text.lower():
+        where = "" if aws else f" (the emulator's log: {emulator.LOG_FILE})"
+        text = text.split(": <", 1)[0] + f": the endpoint answered with a web page, not an AWS error{where}"
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -616,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
                   "`labctl local up` starts a new, empty one", file=sys.stderr)
         return 1
     except (ClientError, BotoCoreError) as exc:
-        print(f"labctl: AWS error: {exc}", file=sys.stderr)
+        print(f"labctl: AWS error: {_one_line(exc, getattr(args, 'aws', False))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         hint = str(exc) or ON_INTERRUPT.get(args.command, "")

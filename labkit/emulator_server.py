@@ -9,7 +9,8 @@ Two CloudFormation gaps of moto are closed here as well, because labkit's safety
 moto creates SageMaker notebook instances without their template `Tags` (so the guard, which touches only
 course-tagged resources, would find no notebook to stop), and it crashes on an `AWS::KMS::Key` with tags in
 CloudFormation's Key/Value form (and stores its key policy so that DescribeKey fails). `patch_moto` gives
-both resources their tags, and the key a readable policy, as AWS does. CloudFormation's update and failed-delete
+both resources their tags, and the key a readable policy, as AWS does; it also answers
+CreatePresignedNotebookInstanceUrl, which moto lacks (`labctl notebook url`). CloudFormation's update and failed-delete
 paths are fixed by `labkit.emulator_cfn`, and `AWS::CloudFormation::StackSet` is implemented by
 `labkit.emulator_stackset` (see there). And the server answers one request at a time (`serialize_requests`),
 without listing moto's package folder for each (`remember_moto_modules`) or botocore's data folders for each
@@ -23,6 +24,7 @@ import datetime as dt
 import functools
 import json
 import os
+import secrets
 import threading
 from typing import Any
 
@@ -31,11 +33,13 @@ from moto import backends as moto_backends
 from moto.cloudformation import models as cfn_models
 from moto.cloudformation import responses as cfn_responses
 from moto.core import utils as moto_utils
+from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
 from moto.kms.models import KmsBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.s3.models import FakeBucket
 from moto.sagemaker.models import FakeSagemakerNotebookInstance
+from moto.sagemaker.responses import SageMakerResponse
 from moto.server import main as moto_main
 from moto.ssm.models import Parameter, ssm_backends
 
@@ -118,7 +122,16 @@ def patch_moto(assign: Assign = setattr) -> None:
             bucket.versioning_status = status
         return bucket
 
+    def presigned_notebook_url(self: SageMakerResponse) -> ActionResult:
+        # moto does not implement CreatePresignedNotebookInstanceUrl (its server answers 500), which `labctl
+        # notebook url` and the students' handouts use. The URL has AWS's form and opens nothing: no Jupyter runs.
+        name = self._get_param("NotebookInstanceName")
+        self.sagemaker_backend.get_notebook_instance(name)  # ValidationException for a name that does not exist
+        return ActionResult({"AuthorizedUrl": f"https://{name}.notebook.{self.region}.sagemaker.aws?authToken="
+                                              f"emulator-{secrets.token_hex(16)}"})
+
     assign(FakeSagemakerNotebookInstance, "create_from_cloudformation_json", classmethod(notebook_with_tags))
+    assign(SageMakerResponse, "create_presigned_notebook_instance_url", presigned_notebook_url)
     assign(FakeBucket, "create_from_cloudformation_json", classmethod(bucket_with_versioning))
     assign(KmsBackend, "create_key", key_with_tags)
     patch_cloudformation(assign)

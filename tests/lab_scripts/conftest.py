@@ -62,9 +62,15 @@ def create_lab_stack(aws: Any, stack_name: str, template: dict[str, Any],
     return template
 
 
+def assigner(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """monkeypatch.setattr that may add attributes, for the emulator's patches of moto: some add what moto lacks
+    (an action, a property), and they end with the test."""
+    return lambda target, name, value: monkeypatch.setattr(target, name, value, raising=False)
+
+
 @pytest.fixture
 def emulator_tags(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto in-process with the embedded emulator's tag fixes (CloudFormation notebooks and KMS keys get tags)."""
     from labkit.emulator_server import patch_moto
 
-    patch_moto(monkeypatch.setattr)
+    patch_moto(assigner(monkeypatch))

@@ -10,6 +10,7 @@ import pytest
 
 from lab_scripts.audit import audit_course, stack_fix, stack_states
 from labkit.emulator_cfn import patch_cloudformation
+from tests.lab_scripts.conftest import assigner
 from tests.labkit.test_emulator_cfn import _vpc_stack, cdk_template
 
 PATH = "/labkit/ml101/"
@@ -92,7 +93,7 @@ def test_what_a_stack_that_stays_holds_is_not_left_by_a_one_student_destroy(
 ) -> None:
     from labkit.emulator_server import patch_moto
 
-    patch_moto(monkeypatch.setattr)  # CloudFormation KMS keys with their tags, as in the emulator
+    patch_moto(assigner(monkeypatch))  # CloudFormation KMS keys with their tags, as in the emulator
     _guard_stack(cfn)
     whole = audit_course(aws, "ml101", PATH)
     assert {item.kind for item in whole.leftovers} >= {"stack", "topic", "tagged resource"}

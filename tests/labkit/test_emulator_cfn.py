@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit.emulator_cfn import patch_cloudformation
+from tests.lab_scripts.conftest import assigner
 
 BOOTSTRAP = "/cdk-bootstrap/hnb659fds/version"
 
@@ -181,6 +182,31 @@ def test_moto_ignores_a_template_buckets_versioning(aws: Any) -> None:
 def test_the_emulator_versions_a_template_bucket(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from labkit.emulator_server import patch_moto
 
-    patch_moto(monkeypatch.setattr)
+    patch_moto(assigner(monkeypatch))
     aws("cloudformation").create_stack(StackName="ml101-Bucket", TemplateBody=VERSIONED_BUCKET)
     assert aws("s3").get_bucket_versioning(Bucket="ml101-versioned")["Status"] == "Enabled"
+
+
+def _notebook(aws: Any) -> str:
+    role = aws("iam").create_role(RoleName="ml101-alice-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws("sagemaker").create_notebook_instance(NotebookInstanceName="ml101-alice", InstanceType="ml.t3.medium",
+                                              RoleArn=role)
+    return "ml101-alice"
+
+
+def test_moto_has_no_presigned_notebook_url(aws: Any) -> None:
+    # In-process moto raises this; its server answers HTTP 500 with an HTML page, which labctl printed.
+    with pytest.raises(NotImplementedError, match="create_presigned_notebook_instance_url"):
+        aws("sagemaker").create_presigned_notebook_instance_url(NotebookInstanceName=_notebook(aws))
+
+
+def test_the_emulator_gives_a_notebook_a_presigned_url_of_aws_form(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.emulator_server import patch_moto
+
+    patch_moto(assigner(monkeypatch))
+    sagemaker = aws("sagemaker")
+    url = sagemaker.create_presigned_notebook_instance_url(NotebookInstanceName=_notebook(aws))["AuthorizedUrl"]
+    assert url.startswith("https://ml101-alice.notebook.us-east-1.sagemaker.aws?authToken=emulator-")
+    assert url != sagemaker.create_presigned_notebook_instance_url(NotebookInstanceName="ml101-alice")["AuthorizedUrl"]
+    with pytest.raises(ClientError, match="RecordNotFound"):
+        sagemaker.create_presigned_notebook_instance_url(NotebookInstanceName="ml101-nobody")

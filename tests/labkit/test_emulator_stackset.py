@@ -13,6 +13,7 @@ import pytest
 from labkit import emulator_stackset
 from labkit.emulator_stackset import MANAGED, patch_stack_sets
 from lab_scripts.organization import account_clients, ensure_ou, ensure_student_accounts, stack_instance_states
+from tests.lab_scripts.conftest import assigner
 
 MEMBER_TEMPLATE = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "lab-topic"}}}}
 FAILING_TEMPLATE = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {
@@ -158,7 +159,7 @@ def test_moto_names_a_template_notebook_after_its_stack(aws: Any) -> None:
 def test_the_emulator_keeps_a_template_notebooks_name(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from labkit.emulator_server import patch_moto
 
-    patch_moto(monkeypatch.setattr)
+    patch_moto(assigner(monkeypatch))
     aws("cloudformation").create_stack(StackName="StackSet-x", TemplateBody=NOTEBOOK_TEMPLATE)
     (notebook,) = aws("sagemaker").list_notebook_instances()["NotebookInstances"]
     assert notebook["NotebookInstanceName"] == "ml101-student"

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from labkit.emulator_cfn import patch_cloudformation
 from labkit.emulator_timing import TIMES, Timing, TokenBucket, patch_timing, schedule, stack_seconds
+from tests.lab_scripts.conftest import assigner
 
 SCALE = 0.01
 ROLE, NOTEBOOK = TIMES["AWS::IAM::Role"], TIMES["AWS::SageMaker::NotebookInstance"]
@@ -25,11 +26,6 @@ def notebook_template() -> dict[str, Any]:
         "Notebook": {"Type": "AWS::SageMaker::NotebookInstance", "Properties": {
             "InstanceType": "ml.t3.medium", "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]}}},
     }}
-
-
-def assigner(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """monkeypatch.setattr that may add attributes (the model turns `status` into properties)."""
-    return lambda target, name, value: monkeypatch.setattr(target, name, value, raising=False)
 
 
 class Clock:

@@ -1,11 +1,12 @@
 """A command cut short: Ctrl-C (one line that says what goes on without labctl and which command picks it up, exit
-130), or the emulator gone from under it."""
+130), the emulator gone from under it, or an answer that is a web page instead of an AWS error."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from course.config import LabConfig
 from labkit import cli
@@ -58,3 +59,19 @@ def test_an_emulator_that_died_after_it_was_found_is_named_with_what_to_do(
     err = capsys.readouterr().err
     assert err == (f"labctl: the embedded emulator at {gone.url}/ stopped answering (its log: "
                    f"{cli.emulator.LOG_FILE}); `labctl local up` starts a new, empty one\n")
+
+
+def test_a_web_page_instead_of_an_aws_error_is_named_in_one_line(
+        target: Target, course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # What botocore makes of an emulator's HTTP 500 (an action moto lacks answered with Werkzeug's error page).
+    page = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>"
+
+    def failing(*args: object) -> None:
+        raise ClientError({"Error": {"Code": "500", "Message": page}}, "CreatePresignedNotebookInstanceUrl")
+
+    monkeypatch.setitem(cli.COMMANDS, "status", failing)
+    assert cli.main(["--config", str(course[1]), "status"]) == 1
+    assert capsys.readouterr().err == (
+        "labctl: AWS error: An error occurred (500) when calling the CreatePresignedNotebookInstanceUrl operation: the "
+        f"endpoint answered with a web page, not an AWS error (the emulator's log: {cli.emulator.LOG_FILE})\n")
