@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Template
 
-from lab_scripts import buckets, prices
+from lab_scripts import buckets, preserve, prices
 from lab_scripts.guard_fn.handler import Policy, Settings
 from labkit.events import describe
 from labkit import cli
@@ -215,3 +215,19 @@ def test_guard_settings_in_the_deployed_template_read_back(templates: dict[str, 
            .items()}
     assert Settings.from_env(env).stacks == tuple(f"ml101-{lab}" for lab in GUARDED_LABS)
     assert json.dumps(env).count("token") == 2  # the topic and the teardown role come from the stack
+
+
+def test_preserved_list_shows_the_kept_homes_and_their_monthly_cost_or_says_there_are_none(
+        target: Target, course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert labctl(course[1], "preserved", "list") == 0
+    assert capsys.readouterr().out.startswith("ml101: no GPU homes kept as snapshots")
+    ec2 = target.clients("ec2")
+    instances = {ec2.run_instances(ImageId=launchable_image(ec2), InstanceType="g4dn.xlarge", MinCount=1,
+                                   MaxCount=1)["Instances"][0]["InstanceId"]: student for student in ("alice", "bob")}
+    preserve.preserve_homes(ec2, instances, course="ml101", delay=0)
+    assert labctl(course[1], "preserved", "list") == 0
+    out = capsys.readouterr().out
+    size = sum(r.size_gb for r in preserve.list_preserved(ec2, "ml101"))
+    assert "alice" in out and "bob" in out
+    assert f"2 snapshots, {size} GB: at most {size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved " \
+           "delete`" in " ".join(out.split())
