@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -387,46 +388,62 @@ class TeardownPlan:
     kept: list[str]
 
 
+# What the plan counts in each deployed stack: the table shows the first four, and the steps depend on all of them.
+PLANNED_KINDS = ("AWS::SageMaker::NotebookInstance", "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User",
+                 "AWS::ECR::Repository", "AWS::Events::Rule", "AWS::CloudFormation::StackSet")
+
+
 def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, labs: Sequence[str] = LABS,
                   students: Sequence[str] | None = None) -> TeardownPlan:
-    """What `labctl teardown` (or `destroy`) would do, read from what is deployed now; changes nothing."""
+    """What `labctl teardown` (or `destroy`, `reset`) would do, read from what is deployed now; changes nothing.
+    Each step is listed only when the stacks hold what it acts on: a student's reset pauses no guard."""
     rows = []
+    found: Counter[str] = Counter()
     homes = 0  # students' GPU instances: with an archive, each volume is kept as a snapshot (_preserve_homes)
     for unit in stacks_to_destroy(target, config, labs, students):
         resources = stack_resources(target, unit.stack_name)
         if resources is None:
             rows.append(PlanRow(unit.student or "(class)", unit.stack_name, "not deployed"))
             continue
-        counts = {kind: len(physical_of(resources, kind)) for kind in ("AWS::SageMaker::NotebookInstance",
-                  "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User") if physical_of(resources, kind)}
+        counts = {kind: len(physical_of(resources, kind)) for kind in PLANNED_KINDS if physical_of(resources, kind)}
+        found.update(counts)
         homes += counts.get("AWS::EC2::Instance", 0) if unit.student else 0
-        held = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items())
+        held = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items()
+                         if kind in PLANNED_KINDS[:4])
         rows.append(PlanRow(unit.student or "(class)", unit.stack_name, f"delete ({held})" if held else "delete"))
     kept = [] if students is not None else retained_buckets(target, config) + retained_users(target, config)
-    steps = [
-        "stop every notebook and GPU instance, deactivate the students' access keys (nothing writes after this)",
-        "pause the guard",
+    machines = found["AWS::SageMaker::NotebookInstance"] or found["AWS::EC2::Instance"]
+    users = found["AWS::IAM::User"]
+    steps = [step for step in (
+        ", ".join((["stop every notebook and GPU instance"] if machines else []) +
+                  (["deactivate the students' access keys"] if users else [])) +
+        (" (nothing writes after this)" if machines or users else ""),
+        "pause the guard" if found["AWS::Events::Rule"] else "",
+        "each student's account (through OrganizationAccountAccessRole): stop the notebook and GPU instance, freeze, "
+        "archive and empty the bucket, before the stack set deletes the account's labs; audit every account"
+        if found["AWS::CloudFormation::StackSet"] else "",
         f"archive every version of every object of each lab bucket to {archive_dir}, verify it, then empty only "
         "what the archive holds" if archive_dir else "empty every lab bucket WITHOUT archive (--no-archive)",
-        _machines_step(config, homes if archive_dir else 0),
+        f"kept from deleted stacks: {', '.join(kept)}: archive (buckets) and delete" if kept else "",
+        _machines_step(config, found, homes if archive_dir else 0),
         "delete the stacks (students' first) and the notebooks' log streams, then audit for leftovers (exit 1 if any)",
-    ]
-    if config.classroom.per_account:
-        steps.insert(2, "each student's account (through OrganizationAccountAccessRole): stop the notebook, archive "
-                     "and empty the bucket, before the stack set deletes the account's labs; audit every account")
-    if kept:
-        steps.insert(3, f"kept from deleted stacks: {', '.join(kept)}: archive (buckets) and delete")
+    ) if step]
     return TeardownPlan(target.label, rows, steps, kept)
 
 
-def _machines_step(config: LabConfig, homes: int) -> str:
+def _machines_step(config: LabConfig, found: Counter[str], homes: int) -> str:
     """The plan's step for keys, images and GPU instances; the snapshots it keeps are billed, so the plan says so."""
-    if not homes:
-        return "delete access keys and class repository images; terminate GPU instances (their volumes go with them)"
-    size = homes * config.dlami.volume_gb
-    return (f"delete access keys and class repository images; keep each student's GPU volume as a snapshot ({homes}, "
-            f"at most {size} GB: {size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved delete`), "
-            "then terminate the GPU instances")
+    deletes = " and ".join((["access keys"] if found["AWS::IAM::User"] else []) +
+                           (["class repository images"] if found["AWS::ECR::Repository"] else []))
+    parts = [f"delete {deletes}"] if deletes else []
+    if homes:
+        size = homes * config.dlami.volume_gb
+        parts.append(f"keep each student's GPU volume as a snapshot ({homes}, at most {size} GB: "
+                     f"{size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved delete`), then "
+                     "terminate the GPU instances")
+    elif found["AWS::EC2::Instance"]:
+        parts.append("terminate GPU instances (their volumes go with them)")
+    return "; ".join(parts)
 
 
 def destroy(

@@ -128,3 +128,14 @@ def test_handouts_point_each_student_to_their_own_account(
     assert made.path.stat().st_mode & 0o777 == 0o600 and not (tmp_path / "out" / "alan.credentials").exists()
     with pytest.raises(RefusedError, match="grace has no account yet"):
         handout_ops.handouts(target, config, ["grace"], tmp_path / "out")
+
+
+def test_the_teardown_plan_drains_each_students_account_and_stops_nothing_in_the_class_account(
+    aws: Any, student_accounts: tuple[Any, dict[str, str]], tmp_path: Path
+) -> None:
+    from labkit.ops.teardown import teardown_plan
+
+    plan = teardown_plan(Target("moto", aws, {}, True), per_account_config(tmp_path, 2), tmp_path / "archive")
+    assert plan.steps[0].startswith("each student's account (through OrganizationAccountAccessRole): stop the "
+                                    "notebook and GPU instance, freeze, archive and empty the bucket")
+    assert not [step for step in plan.steps if step.startswith(("stop every", "pause the guard"))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from aws_cdk.assertions import Template
 from lab_scripts import buckets, preserve, prices
 from lab_scripts.guard_fn.handler import Policy, Settings
 from labkit.events import describe
-from labkit import cli
+from labkit import ROOT, cli
 from course.config import GUARDED_LABS, LabConfig
 from labkit.deployed import running_machines
 from labkit.ops.teardown import DestroyResult, Drain, _remove_retained
@@ -58,25 +59,49 @@ def test_teardown_is_a_dry_run_by_default(deployed: Target, course: tuple[LabCon
     assert notebook_states(deployed) == {"InService"}
 
 
-def test_the_plan_names_the_gpu_homes_it_keeps_as_snapshots_and_what_they_cost(
+def plan_steps(out: str) -> list[str]:
+    """The numbered steps of a printed plan, each on one line again (the console wraps long ones)."""
+    text = " ".join(out.split())
+    return [step.strip() for step in re.split(r" ?\b\d\. ", text.split("┘", 1)[1].split(" dry run:")[0])[1:]]
+
+
+def test_the_plan_lists_only_what_the_stacks_hold_and_the_gpu_homes_it_keeps_with_their_cost(
         target: Target, course: tuple[LabConfig, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    # With an archive, teardown keeps each student's GPU volume as a snapshot (billed until deleted): the plan
-    # must say so, not that the volumes go with the instances. Without one, they do go.
+    # With an archive, teardown keeps each student's GPU volume as a snapshot (billed until deleted): the plan says
+    # so. A step is listed only when the stacks hold what it acts on: one student's destroy pauses no guard.
     gpu = {"Resources": {"Gpu": {"Type": "AWS::EC2::Instance", "Properties": {
         "ImageId": launchable_image(target.clients("ec2")), "InstanceType": "g4dn.xlarge"}}}}
     for student in ("alice", "bob"):
         create_lab_stack(target.clients, f"ml101-LabDLAMI-{student}", gpu, tags=COURSE_TAG)
+    create_lab_stack(target.clients, "ml101-LabGuard", {"Resources": {"Schedule": {"Type": "AWS::Events::Rule",
+                     "Properties": {"ScheduleExpression": "rate(5 minutes)"}}}}, tags=COURSE_TAG)
+    create_lab_stack(target.clients, "ml101-LabContainers", {"Resources": {
+        "User": {"Type": "AWS::IAM::User", "Properties": {"UserName": "ml101-alice-dlc"}},
+        "Repository": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": "ml101-class"}}}},
+        tags=COURSE_TAG)
+    archive = f"archive every version of every object of each lab bucket to {ROOT}/.labkit/archive/"
     assert labctl(course[1], "teardown") == 0
-    out = " ".join(capsys.readouterr().out.split())  # the console wraps long steps
-    assert "ml101-LabDLAMI-alice: delete (1 Instance)" in out
-    assert ("4. delete access keys and class repository images; keep each student's GPU volume as a snapshot (2, at "
-            "most 200 GB: 10.00 USD/month until `labctl preserved delete`), then terminate the GPU instances") in out
+    out = capsys.readouterr().out
+    assert "ml101-LabDLAMI-alice: delete (1 Instance)" in " ".join(out.split())
+    steps = plan_steps(out)
+    assert steps[:2] == ["stop every notebook and GPU instance, deactivate the students' access keys (nothing writes "
+                         "after this)", "pause the guard"]
+    assert steps[2].startswith(archive)
+    assert steps[3:] == [
+        "delete access keys and class repository images; keep each student's GPU volume as a snapshot (2, at most "
+        "200 GB: 10.00 USD/month until `labctl preserved delete`), then terminate the GPU instances",
+        "delete the stacks (students' first) and the notebooks' log streams, then audit for leftovers (exit 1 if any)"]
+
     assert labctl(course[1], "teardown", "--no-archive") == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert "terminate GPU instances (their volumes go with them)" in out and "snapshot" not in out
+    steps = plan_steps(capsys.readouterr().out)
+    assert steps[2:4] == ["empty every lab bucket WITHOUT archive (--no-archive)", "delete access keys and class "
+                          "repository images; terminate GPU instances (their volumes go with them)"]
+
     assert labctl(course[1], "destroy", "--student", "alice") == 0
-    assert "keep each student's GPU volume as a snapshot (1, at most 100 GB: 5.00 USD/month" in " ".join(
-        capsys.readouterr().out.split())
+    steps = plan_steps(capsys.readouterr().out)
+    assert steps[0] == "stop every notebook and GPU instance (nothing writes after this)" and steps[1].startswith(archive)
+    assert steps[2] == ("keep each student's GPU volume as a snapshot (1, at most 100 GB: 5.00 USD/month until `labctl "
+                        "preserved delete`), then terminate the GPU instances")
 
 
 @pytest.mark.parametrize(("argv", "message"), [
