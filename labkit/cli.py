@@ -44,7 +44,7 @@ from labkit.ops.errors import OperationError, RefusedError
 from labkit.ops.provision import ProvisionPlan, class_cost, prepare, provision
 from labkit.ops.stacks import deploy
 from labkit.ops.teardown import DestroyResult, TeardownPlan, archive_dir_for, destroy, teardown, teardown_plan
-from labkit.render import (LiveView, console, line, make_console, print_account_status, print_audit,
+from labkit.render import (LiveView, console, count, line, make_console, print_account_status, print_audit,
                            print_guard_report, print_inventory, print_plan, print_status, print_teardown_plan, styled,
                            table)
 from labkit.target import Target, aws_target, emulator_target
@@ -125,7 +125,8 @@ def summarise_status(target: Target, config: LabConfig) -> None:
         return
     notebooks = sum(row.notebook_state == "InService" for row in rows)
     gpus = sum(row.instance_state in ("running", "stopped") for row in rows)
-    console.print(Text(f"{len(rows)} students: {notebooks} notebooks InService, {gpus} GPU instances ready "
+    console.print(Text(f"{count(len(rows), 'student')}: {count(notebooks, 'notebook')} InService, "
+                       f"{count(gpus, 'GPU instance')} ready "
                        "(`labctl status` shows each student)"))
 
 
@@ -136,7 +137,7 @@ def cmd_provision(args: argparse.Namespace, config: LabConfig) -> int:
     out = make_console(stderr=True) if args.json else console
     with _view(args, "provision", out) as view:
         source = f"roster {config.classroom.roster}" if config.roster else str(args.config)
-        view.print(Text(f"{config.course_id}: {len(config.students)} students from {source}, "
+        view.print(Text(f"{config.course_id}: {count(len(config.students), 'student')} from {source}, "
                         f"{config.classroom.mode}, into {target.label}"))
         plan = prepare(config, Path(args.config), target, view)
         print_plan(config, plan, out)
@@ -223,7 +224,8 @@ def run_teardown(args: argparse.Namespace, config: LabConfig, target: Target, ar
         result = teardown(config, Path(args.config), target, archive, view)
     if result.archive_dir is not None:
         files = result.archived_files()
-        console.print(Text(f"archived {len(files)} files from {len(result.archived)} buckets to {result.archive_dir} "
+        console.print(Text(f"archived {count(len(files), 'file')} from {count(len(result.archived), 'bucket')} to "
+                           f"{result.archive_dir} "
                            "(every version, SHA-256 manifest per bucket, verified before emptying)"))
     return result
 
@@ -354,7 +356,7 @@ def cmd_doctor(args: argparse.Namespace, config: LabConfig) -> int:
                       students=len(config.students), zone=config.dlami.availability_zone)
     quota = "unknown" if report.quota_vcpus is None else f"{report.quota_vcpus:.0f}"
     console.print(Text(f"{report.instance_type} in {report.region}: offered in {', '.join(report.zones) or 'no zone'}; "
-                       f"{len(config.students)} students need {report.needed_vcpus} vCPUs, quota {quota}"))
+                       f"{count(len(config.students), 'student')} need {report.needed_vcpus} vCPUs, quota {quota}"))
     for problem in report.problems:
         console.print(line(("problem ", "bold red"), problem))
     if report.ok:
@@ -426,7 +428,7 @@ def cmd_preserved(args: argparse.Namespace, config: LabConfig) -> int:
         console.print(table(f"{config.course_id}: GPU homes kept as snapshots", ["student", "snapshot", "GB", "state"],
                             [[r.student, r.snapshot_id, str(r.size_gb), r.state] for r in rows]))
         size = sum(r.size_gb for r in rows)
-        console.print(Text(f"{len(rows)} snapshots, {size} GB: at most {size * SNAPSHOT_GB_MONTH:.2f} USD/month "
+        console.print(Text(f"{len(rows)} snapshot{'s' if len(rows) != 1 else ''}, {size} GB: at most {size * SNAPSHOT_GB_MONTH:.2f} USD/month "
                            "until `labctl preserved delete`"))
         return 0
     students = [student_id(config, s, args.config, former=True) for s in args.student] if args.student else None

@@ -57,8 +57,13 @@ def line(*parts: str | tuple[str, str]) -> Text:
     return Text.assemble(*parts)
 
 
-def _size(count: int) -> str:
-    value = float(count)
+def count(number: int, noun: str, plural: str | None = None) -> str:
+    """'1 file', '3 files', '0 resources': counts in output read as English."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def _size(size: int) -> str:
+    value = float(size)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1000 or unit == "GB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
@@ -83,8 +88,9 @@ class _Phase:
     failed: int = 0
     archived_objects: int = 0
     archived_bytes: int = 0
-    # Items shown but not counted by the bar (machines stopped, keys frozen), by what happened to them.
-    others: dict[str, int] = field(default_factory=dict)
+    # Items shown but not counted by the bar (machines stopped, keys frozen), by what happened to them: the noun
+    # counted and a phrase with {} for the count, e.g. ("instance", "{} stopped") -> "1 instance stopped".
+    others: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class LiveView:
@@ -154,16 +160,16 @@ class LiveView:
                 self.phase.archived_objects += event.objects
                 self.phase.archived_bytes += event.bytes
             where = f" -> {event.where}" if event.where else " (no archive)"
-            self._end(f"s3://{event.bucket}", f"archived {event.objects} objects, {_size(event.bytes)}{where}",
+            self._end(f"s3://{event.bucket}", f"archived {count(event.objects, 'object')}, {_size(event.bytes)}{where}",
                       counts=True)
         elif isinstance(event, MachineStopped):
             self._end(f"{event.kind} {event.name}", event.state, key=f"stop:{event.kind}:{event.name}",
-                      tally=f"{event.kind}s stopped",
+                      tally=(event.kind, "{} stopped"),
                       counts=self.phase is not None and self.phase.title == "stopping")
         elif isinstance(event, (KeysDeactivated, KeysDeleted)):
             verb = "deactivated" if isinstance(event, KeysDeactivated) else "deleted"
             self._end(event.user, f"{verb} {event.keys} access key(s)", key=f"keys:{verb}:{event.user}",
-                      tally=f"users' keys {verb}")
+                      tally=("user", "keys of {} " + verb))
         self._refresh()
 
     # -- phases and items ---------------------------------------------------------------------------------------
@@ -187,9 +193,10 @@ class LiveView:
         if phase.failed:
             summary += f", {phase.failed} failed"
         if phase.archived_objects or phase.title == "archiving":
-            summary += f" ({phase.archived_objects} objects, {_size(phase.archived_bytes)} archived)"
+            summary += f" ({count(phase.archived_objects, 'object')}, {_size(phase.archived_bytes)} archived)"
         if phase.others:
-            summary += "; " + ", ".join(f"{count} {what}" for what, count in sorted(phase.others.items()))
+            summary += "; " + ", ".join(phrase.format(count(number, noun) if noun else number)
+                                        for (noun, phrase), number in sorted(phase.others.items()))
         self.console.print(line((summary, "bold red" if phase.failed else "green"), f" in {seconds:.1f} s"))
         self.phase = None
 
@@ -202,7 +209,7 @@ class LiveView:
         self.items[label] = _Item(label, state, time.monotonic())
 
     def _end(self, label: str, state: str, *, failed: bool = False, counts: bool = False,
-             key: str | None = None, tally: str | None = None) -> None:
+             key: str | None = None, tally: tuple[str, str] | None = None) -> None:
         key = key or label
         item = self.items.get(key)
         if item is not None and item.done:
@@ -213,7 +220,8 @@ class LiveView:
             self.phase.done += 0 if failed else 1
             self.phase.failed += 1 if failed else 0
         if self.phase is not None and not counts:
-            self.phase.others[tally or state] = self.phase.others.get(tally or state, 0) + 1
+            tallied = tally or ("", "{} " + state)
+            self.phase.others[tallied] = self.phase.others.get(tallied, 0) + 1
         if not self.console.is_terminal and not failed and (counts or self.phase is None):
             self.console.print(line(f"{label}: {state}", (elapsed, "dim")), soft_wrap=True)
 
@@ -265,7 +273,7 @@ def print_audit(report: AuditReport) -> None:
     rows = [[item.service, item.kind, item.name, "yes" if item.billable else "no",
              "-" if not item.billable else "?" if item.usd_per_hour is None else f"{item.usd_per_hour:.4f}",
              item.detail + (f"; fix: {item.fix}" if item.fix else "")] for item in left]
-    console.print(table(f"{len(left)} resources left",
+    console.print(table(f"{count(len(left), 'resource')} left",
                         ["service", "kind", "name", "billable", "USD/hour", "detail"], rows))
     if report.billable:
         unknown = f"; no price known for {len(report.unpriced)} of them" if report.unpriced else ""
@@ -297,7 +305,7 @@ def print_plan(config: LabConfig, plan: ProvisionPlan, out: Console | None = Non
     out = out or console
     class_rows = [[row.stack_name, str(row.resources), row.change, _brief(row.types)] for row in plan.stacks
                   if row.student in ("(class)", "(each account)")]
-    out.print(table(f"plan: {len(config.students)} students ({config.classroom.mode}); class stacks",
+    out.print(table(f"plan: {count(len(config.students), 'student')} ({config.classroom.mode}); class stacks",
                         ["stack", "resources", "change", "what"], class_rows))
     per_lab = {row.lab: row.resources for row in plan.stacks if row.student in config.students}
     each = ", ".join(f"{lab} ({resources} resources)" for lab, resources in sorted(per_lab.items()))

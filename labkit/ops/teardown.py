@@ -324,7 +324,8 @@ def _preserve_homes(ctx: Drain, instances: dict[str, str]) -> None:
     ctx.result.snapshots = records
     preserve.write_manifest(ctx.archive_dir, records)
     size = sum(record.size_gb for record in records)
-    ctx.emit(Info(f"GPU homes of {', '.join(record.student for record in records)} kept as {len(records)} snapshots "
+    kept = "1 snapshot" if len(records) == 1 else f"{len(records)} snapshots"
+    ctx.emit(Info(f"GPU homes of {', '.join(record.student for record in records)} kept as {kept} "
                   f"({size} GB, at most {size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved "
                   "delete`; listed in the archive's preserved-snapshots.json)"))
     ctx.journal.record("preserved")

@@ -24,6 +24,7 @@ from labkit.deployed import lab_physical_ids
 from labkit.events import Collect, StackFinished
 from labkit.ops import stacks as stack_ops
 from labkit.ops.stacks import deploy
+from labkit.render import count
 from labkit.target import Target
 
 pytestmark = pytest.mark.emulator
@@ -108,7 +109,7 @@ def test_class_round_trip_with_the_guard_leaves_nothing_and_loses_nothing(
                      "--archive", str(archive)]) == 0
     out = capsys.readouterr().out
     users = {names.containers_user for names in map(config.names.student, config.students)}
-    assert f"{len(users)} users' keys deactivated, {len(users)} users' keys deleted" in out
+    assert f"keys of {count(len(users), 'user')} deactivated, keys of {count(len(users), 'user')} deleted" in out
     assert f"ECR {config.names.class_repository}: deleted 1 image(s)" in out
     assert "0 resources left" in out and "ml101-guard-schedule: disabled" in out
     assert buckets.read_archived(archive / config.names.student("alice").bucket / "manifest.json",

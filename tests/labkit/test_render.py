@@ -16,12 +16,12 @@ from rich.console import Console
 
 from course.config import LabConfig, parse_config, to_toml
 from labkit import cli, render
-from labkit.events import (BucketArchived, MachineStopped, PhaseFinished, PhaseStarted, StackFailed,
-                           StackFinished, StackStarted, ToolOutput)
+from labkit.events import (BucketArchived, KeysDeactivated, MachineStopped, PhaseFinished, PhaseStarted,
+                           StackFailed, StackFinished, StackStarted, ToolOutput)
 from labkit.ops import provision as provision_ops
 from labkit.ops.errors import OperationError
 from labkit.ops.stacks import run_stacks
-from labkit.render import LiveView
+from labkit.render import LiveView, count
 from labkit.target import Target
 from tests.conftest import TODAY, course_raw
 from tests.labkit.test_classroom import deploy_students
@@ -68,7 +68,26 @@ def test_machines_and_keys_are_counted_in_the_phase_summary_not_listed(tmp_path:
         view(PhaseFinished("archiving"))
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "s3://ml101-alice-bucket: archived 3 objects, 2.0 KB -> /archive"
-    assert lines[1].startswith("archiving: 1 done (3 objects, 2.0 KB archived); 1 notebooks stopped in ")
+    assert lines[1].startswith("archiving: 1 done (3 objects, 2.0 KB archived); 1 notebook stopped in ")
+
+
+def test_counts_read_as_english_one_and_many(tmp_path: Path) -> None:
+    out, buffer = plain_console()
+    with LiveView("teardown", out, log_root=tmp_path) as view:
+        view(PhaseStarted("archiving", 2))
+        view(MachineStopped("notebook", "nb-alice", "Stopped"))
+        view(MachineStopped("notebook", "nb-bob", "Stopped"))
+        view(MachineStopped("instance", "i-0alice", "stopped"))
+        view(KeysDeactivated("ml101-alice-dlc", 1))
+        view(BucketArchived("ml101-alice-bucket", 1, 5, "/archive"))
+        view(BucketArchived("ml101-bob-bucket", 0, 0, "/archive"))
+        view(PhaseFinished("archiving"))
+    lines = buffer.getvalue().splitlines()
+    assert lines[:2] == ["s3://ml101-alice-bucket: archived 1 object, 5 B -> /archive",
+                         "s3://ml101-bob-bucket: archived 0 objects, 0 B -> /archive"]
+    assert lines[2].startswith("archiving: 2 done (1 object, 5 B archived); 1 instance stopped, 2 notebooks stopped, "
+                               "keys of 1 user deactivated in ")
+    assert [count(n, "resource") for n in (0, 1, 2)] == ["0 resources", "1 resource", "2 resources"]
 
 
 def test_a_failure_names_the_stack_and_cloudformations_reason(tmp_path: Path) -> None:
