@@ -401,4 +401,4 @@ class TeardownGuard(Construct):
         # the subscribers' Ref already orders it (cfn-lint W3005).
         topic_policy = self.topic.node.find_child("Policy").node.default_child
         assert isinstance(topic_policy, CfnResource)
-        self.budget.add_dependency(topic_policy)
+        self.budget.add_resource_dependency(topic_policy)

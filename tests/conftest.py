@@ -27,6 +27,10 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 if "PYTEST_XDIST_WORKER" not in os.environ:
     os.environ.setdefault("LABKIT_SYNTH_CACHE", tempfile.mkdtemp(prefix="labkit-synth-"))
 
+# A deprecated aws-cdk-lib API used by the app fails the run instead of printing a warning into every learner's
+# `cdk deploy` (jsii's own switch; the synthesis subprocesses of the CDK CLI journeys inherit it).
+os.environ.setdefault("JSII_DEPRECATED", "fail")
+
 # moto in-process otherwise loads its 1,300 public AMIs, each with a snapshot, into every fresh EC2 backend: about
 # a third of the in-process tests' time (60 -> 43 CPU-s for tests/lab_scripts and tests/labkit). The tests register
 # the images they launch (tests/lab_scripts/conftest.py). Patched here rather than set as MOTO_EC2_LOAD_DEFAULT_AMIS,
