@@ -325,7 +325,7 @@ def _preserve_homes(ctx: Drain, instances: dict[str, str]) -> None:
     preserve.write_manifest(ctx.archive_dir, records)
     size = sum(record.size_gb for record in records)
     kept = "1 snapshot" if len(records) == 1 else f"{len(records)} snapshots"
-    ctx.emit(Info(f"GPU homes of {', '.join(record.student for record in records)} kept as {kept} "
+    ctx.emit(Info(f"GPU homes of {', '.join(sorted(record.student for record in records))} kept as {kept} "
                   f"({size} GB, at most {size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved "
                   "delete`; listed in the archive's preserved-snapshots.json)"))
     ctx.journal.record("preserved")
@@ -568,7 +568,7 @@ def _delete_stacks(config: LabConfig, config_path: Path, target: Target, units: 
         if not vpcs:
             raise
         # DELETE_FAILED on a network: clear what blocks the VPCs, then delete the stacks again.
-        emit(Info(f"{exc}; cleaning {len(vpcs)} VPCs directly and retrying"))
+        emit(Info(f"{exc}; cleaning {'the VPC' if len(vpcs) == 1 else f'{len(vpcs)} VPCs'} directly and retrying"))
         for clients, vpc_id in vpcs:
             clean_vpc(clients("ec2"), vpc_id, echo=lambda line: emit(Info(line)),
                       wait_delay=target.wait_delay)
