@@ -108,9 +108,13 @@ def issue_keys(target: Target, config: LabConfig, student: str | None, out: Path
     iam = target.clients("iam")
     users = container_users(target, config, student)
     # Checked for all first, so that a refusal leaves no half-issued class behind.
-    holders = [user for user in users.values() if access_keys.list_keys(iam, user)]
+    holders = [name for name, user in users.items() if access_keys.list_keys(iam, user)]
+    if len(holders) == 1:
+        raise RefusedError(f"{holders[0]} already holds an access key ({users[holders[0]]}; its secret cannot be read "
+                           f"again): `labctl keys delete {holders[0]}` first")
     if holders:
-        raise RefusedError(f"{', '.join(holders)} already hold(s) an access key; `labctl keys delete STUDENT` first")
+        raise RefusedError(f"{', '.join(holders)} already hold access keys (their secrets cannot be read again): "
+                           "`labctl keys delete STUDENT` first for each, or `labctl keys delete` for the class")
     issued = []
     for name, user in users.items():
         key = access_keys.issue(iam, user)

@@ -50,7 +50,8 @@ def test_csv_for_one_student_then_refuse_a_second_key(deployed: Target, course: 
     capsys.readouterr()
     assert labctl(path, "issue", "--out", str(tmp_path)) == 2
     err = capsys.readouterr().err
-    assert err.startswith("labctl: error: ml101-alice-dlc already hold(s) an access key") and err.count("\n") == 1
+    assert err == ("labctl: error: alice already holds an access key (ml101-alice-dlc; its secret cannot be read "
+                   "again): `labctl keys delete alice` first\n")
     assert not (tmp_path / "bob.credentials").exists()  # nobody got a key when one student was refused
 
 
@@ -59,6 +60,11 @@ def test_list_deactivate_delete(deployed: Target, course: tuple[LabConfig, Path]
     _, path = course
     keys = tmp_path / "keys"
     assert labctl(path, "issue", "--out", str(keys)) == 0
+    capsys.readouterr()
+    assert labctl(path, "issue", "--out", str(keys)) == 2
+    assert capsys.readouterr().err == (
+        "labctl: error: alice, bob already hold access keys (their secrets cannot be read again): `labctl keys delete "
+        "STUDENT` first for each, or `labctl keys delete` for the class\n")
     assert labctl(path, "deactivate", "bob") == 0
     capsys.readouterr()
     assert labctl(path, "list") == 0
