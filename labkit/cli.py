@@ -28,7 +28,6 @@ from lab_scripts.audit import AuditReport
 from lab_scripts.buckets import ArchiveError
 from lab_scripts.cost import COLUMNS as COST_COLUMNS
 from lab_scripts.cost import PriceTable, PricingError, format_lines, refresh_prices
-from lab_scripts.prices import SNAPSHOT_GB_MONTH
 from lab_scripts.doctor import diagnose
 from lab_scripts.guard_fn.handler import Report, SettingsError
 from lab_scripts.inventory import EXISTS, SKIPPED, Found
@@ -427,9 +426,8 @@ def cmd_preserved(args: argparse.Namespace, config: LabConfig) -> int:
             return 0
         console.print(table(f"{config.course_id}: GPU homes kept as snapshots", ["student", "snapshot", "GB", "state"],
                             [[r.student, r.snapshot_id, str(r.size_gb), r.state] for r in rows]))
-        size = sum(r.size_gb for r in rows)
-        console.print(Text(f"{len(rows)} snapshot{'s' if len(rows) != 1 else ''}, {size} GB: at most {size * SNAPSHOT_GB_MONTH:.2f} USD/month "
-                           "until `labctl preserved delete`"))
+        console.print(Text(f"{count(len(rows), 'snapshot')}, {sum(r.size_gb for r in rows)} GB: at most "
+                           f"{sum(r.usd_per_month for r in rows):.2f} USD/month until `labctl preserved delete`"))
         return 0
     students = [student_id(config, s, args.config, former=True) for s in args.student] if args.student else None
     deleted = preserve.delete_preserved(ec2, config.course_id, students=students, dry_run=not args.yes)

@@ -57,9 +57,9 @@ def line(*parts: str | tuple[str, str]) -> Text:
     return Text.assemble(*parts)
 
 
-def count(number: int, noun: str, plural: str | None = None) -> str:
+def count(number: int, noun: str) -> str:
     """'1 file', '3 files', '0 resources': counts in output read as English."""
-    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+    return f"{number} {noun if number == 1 else noun + 's'}"
 
 
 def _size(size: int) -> str:
@@ -89,7 +89,8 @@ class _Phase:
     archived_objects: int = 0
     archived_bytes: int = 0
     # Items shown but not counted by the bar (machines stopped, keys frozen), by what happened to them: the noun
-    # counted and a phrase with {} for the count, e.g. ("instance", "{} stopped") -> "1 instance stopped".
+    # counted and a phrase with {} for the count, e.g. ("instance", "{} stopped") -> "1 instance stopped"; or no
+    # noun and the item's state, e.g. ("", "Stopped") -> "2 Stopped".
     others: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -195,7 +196,7 @@ class LiveView:
         if phase.archived_objects or phase.title == "archiving":
             summary += f" ({count(phase.archived_objects, 'object')}, {_size(phase.archived_bytes)} archived)"
         if phase.others:
-            summary += "; " + ", ".join(phrase.format(count(number, noun) if noun else number)
+            summary += "; " + ", ".join(phrase.format(count(number, noun)) if noun else f"{number} {phrase}"
                                         for (noun, phrase), number in sorted(phase.others.items()))
         self.console.print(line((summary, "bold red" if phase.failed else "green"), f" in {seconds:.1f} s"))
         self.phase = None
@@ -220,7 +221,7 @@ class LiveView:
             self.phase.done += 0 if failed else 1
             self.phase.failed += 1 if failed else 0
         if self.phase is not None and not counts:
-            tallied = tally or ("", "{} " + state)
+            tallied = tally or ("", state)  # a state is external text: never a format string
             self.phase.others[tallied] = self.phase.others.get(tallied, 0) + 1
         if not self.console.is_terminal and not failed and (counts or self.phase is None):
             self.console.print(line(f"{label}: {state}", (elapsed, "dim")), soft_wrap=True)

@@ -326,7 +326,7 @@ def _preserve_homes(ctx: Drain, instances: dict[str, str]) -> None:
     size = sum(record.size_gb for record in records)
     kept = "1 snapshot" if len(records) == 1 else f"{len(records)} snapshots"
     ctx.emit(Info(f"GPU homes of {', '.join(sorted(record.student for record in records))} kept as {kept} "
-                  f"({size} GB, at most {size * prices.SNAPSHOT_GB_MONTH:.2f} USD/month until `labctl preserved "
+                  f"({size} GB, at most {sum(r.usd_per_month for r in records):.2f} USD/month until `labctl preserved "
                   "delete`; listed in the archive's preserved-snapshots.json)"))
     ctx.journal.record("preserved")
 
@@ -389,9 +389,9 @@ class TeardownPlan:
     kept: list[str]
 
 
-# What the plan counts in each deployed stack: the table shows the first four, and the steps depend on all of them.
-PLANNED_KINDS = ("AWS::SageMaker::NotebookInstance", "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User",
-                 "AWS::ECR::Repository", "AWS::Events::Rule", "AWS::CloudFormation::StackSet")
+# What the plan counts in each deployed stack: the table shows these, and the steps depend on them and the rest.
+SHOWN_KINDS = ("AWS::SageMaker::NotebookInstance", "AWS::S3::Bucket", "AWS::EC2::Instance", "AWS::IAM::User")
+PLANNED_KINDS = SHOWN_KINDS + ("AWS::ECR::Repository", "AWS::Events::Rule", "AWS::CloudFormation::StackSet")
 
 
 def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, labs: Sequence[str] = LABS,
@@ -406,12 +406,12 @@ def teardown_plan(target: Target, config: LabConfig, archive_dir: Path | None, l
         if resources is None:
             rows.append(PlanRow(unit.student or "(class)", unit.stack_name, "not deployed"))
             continue
-        counts = {kind: len(physical_of(resources, kind)) for kind in PLANNED_KINDS if physical_of(resources, kind)}
+        counts = {kind: held for kind in PLANNED_KINDS if (held := len(physical_of(resources, kind)))}
         found.update(counts)
         homes += counts.get("AWS::EC2::Instance", 0) if unit.student else 0
-        held = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items()
-                         if kind in PLANNED_KINDS[:4])
-        rows.append(PlanRow(unit.student or "(class)", unit.stack_name, f"delete ({held})" if held else "delete"))
+        shown = ", ".join(f"{count} {kind.rsplit('::', 1)[-1]}" for kind, count in counts.items()
+                          if kind in SHOWN_KINDS)
+        rows.append(PlanRow(unit.student or "(class)", unit.stack_name, f"delete ({shown})" if shown else "delete"))
     kept = [] if students is not None else retained_buckets(target, config) + retained_users(target, config)
     machines = found["AWS::SageMaker::NotebookInstance"] or found["AWS::EC2::Instance"]
     users = found["AWS::IAM::User"]

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit.emulator_cfn import patch_cloudformation
-from tests.lab_scripts.conftest import assigner
+from tests.lab_scripts.conftest import assigner, create_notebook
 
 BOOTSTRAP = "/cdk-bootstrap/hnb659fds/version"
 
@@ -187,17 +187,10 @@ def test_the_emulator_versions_a_template_bucket(aws: Any, monkeypatch: pytest.M
     assert aws("s3").get_bucket_versioning(Bucket="ml101-versioned")["Status"] == "Enabled"
 
 
-def _notebook(aws: Any) -> str:
-    role = aws("iam").create_role(RoleName="ml101-alice-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    aws("sagemaker").create_notebook_instance(NotebookInstanceName="ml101-alice", InstanceType="ml.t3.medium",
-                                              RoleArn=role)
-    return "ml101-alice"
-
-
 def test_moto_has_no_presigned_notebook_url(aws: Any) -> None:
     # In-process moto raises this; its server answers HTTP 500 with an HTML page, which labctl printed.
     with pytest.raises(NotImplementedError, match="create_presigned_notebook_instance_url"):
-        aws("sagemaker").create_presigned_notebook_instance_url(NotebookInstanceName=_notebook(aws))
+        aws("sagemaker").create_presigned_notebook_instance_url(NotebookInstanceName=create_notebook(aws))
 
 
 def test_the_emulator_gives_a_notebook_a_presigned_url_of_aws_form(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -205,7 +198,7 @@ def test_the_emulator_gives_a_notebook_a_presigned_url_of_aws_form(aws: Any, mon
 
     patch_moto(assigner(monkeypatch))
     sagemaker = aws("sagemaker")
-    url = sagemaker.create_presigned_notebook_instance_url(NotebookInstanceName=_notebook(aws))["AuthorizedUrl"]
+    url = sagemaker.create_presigned_notebook_instance_url(NotebookInstanceName=create_notebook(aws))["AuthorizedUrl"]
     assert url.startswith("https://ml101-alice.notebook.us-east-1.sagemaker.aws?authToken=emulator-")
     assert url != sagemaker.create_presigned_notebook_instance_url(NotebookInstanceName="ml101-alice")["AuthorizedUrl"]
     with pytest.raises(ClientError, match="RecordNotFound"):

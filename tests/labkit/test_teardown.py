@@ -20,6 +20,7 @@ from labkit.deployed import running_machines
 from labkit.ops.teardown import DestroyResult, Drain, _remove_retained
 from labkit.target import Target
 from tests.lab_scripts.conftest import create_lab_stack, launchable_image
+from tests.lab_scripts.test_preserve import gpu_instance
 
 COURSE_TAG = [{"Key": "labkit:course", "Value": "ml101"}]
 
@@ -99,7 +100,8 @@ def test_the_plan_lists_only_what_the_stacks_hold_and_the_gpu_homes_it_keeps_wit
 
     assert labctl(course[1], "destroy", "--student", "alice") == 0
     steps = plan_steps(capsys.readouterr().out)
-    assert steps[0] == "stop every notebook and GPU instance (nothing writes after this)" and steps[1].startswith(archive)
+    assert steps[0] == "stop every notebook and GPU instance (nothing writes after this)"
+    assert steps[1].startswith(archive)
     assert steps[2] == ("keep each student's GPU volume as a snapshot (1, at most 100 GB: 5.00 USD/month until `labctl "
                         "preserved delete`), then terminate the GPU instances")
 
@@ -247,8 +249,7 @@ def test_preserved_list_shows_the_kept_homes_and_their_monthly_cost_or_says_ther
     assert labctl(course[1], "preserved", "list") == 0
     assert capsys.readouterr().out.startswith("ml101: no GPU homes kept as snapshots")
     ec2 = target.clients("ec2")
-    instances = {ec2.run_instances(ImageId=launchable_image(ec2), InstanceType="g4dn.xlarge", MinCount=1,
-                                   MaxCount=1)["Instances"][0]["InstanceId"]: student for student in ("alice", "bob")}
+    instances = {gpu_instance(target.clients, student): student for student in ("alice", "bob")}
     preserve.preserve_homes(ec2, instances, course="ml101", delay=0)
     assert labctl(course[1], "preserved", "list") == 0
     out = capsys.readouterr().out
